@@ -46,7 +46,10 @@ impl Instrument {
             quote.to_ascii_uppercase()
         );
         let dash = u8::try_from(venue.len() + 1 + base.len()).map_err(|_| bad())?;
-        Ok(Self { text: canonical.into(), dash })
+        Ok(Self {
+            text: canonical.into(),
+            dash,
+        })
     }
 
     /// The canonical text, `venue:BASE-QUOTE`.
@@ -107,14 +110,34 @@ mod tests {
         let i = Instrument::parse("Coinbase:btc-usd").expect("valid");
         assert_eq!(i.as_str(), "coinbase:BTC-USD");
         assert_eq!((i.venue(), i.base(), i.quote()), ("coinbase", "BTC", "USD"));
-        assert_eq!(Instrument::new("binance", "BTC", "USDT").expect("valid").as_str(), "binance:BTC-USDT");
+        assert_eq!(
+            Instrument::new("binance", "BTC", "USDT")
+                .expect("valid")
+                .as_str(),
+            "binance:BTC-USDT"
+        );
     }
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "BTC-USD", "coinbase:", "coinbase:BTCUSD", "coinbase:BTC-", ":BTC-USD", "coin base:BTC-USD",
-            "coinbase:BTC-USD-X", "coinbase:BTC/USD", "a:b:c-d", "coinbase:ÄBC-USD"] {
-            assert_eq!(Instrument::parse(s), Err(Error::Instrument(s.to_owned())), "{s:?}");
+        for s in [
+            "",
+            "BTC-USD",
+            "coinbase:",
+            "coinbase:BTCUSD",
+            "coinbase:BTC-",
+            ":BTC-USD",
+            "coin base:BTC-USD",
+            "coinbase:BTC-USD-X",
+            "coinbase:BTC/USD",
+            "a:b:c-d",
+            "coinbase:ÄBC-USD",
+        ] {
+            assert_eq!(
+                Instrument::parse(s),
+                Err(Error::Instrument(s.to_owned())),
+                "{s:?}"
+            );
         }
     }
 }

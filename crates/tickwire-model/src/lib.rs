@@ -14,6 +14,6 @@ pub mod wire;
 
 pub use error::{Error, Result};
 pub use instrument::Instrument;
-pub use num::{parse_decimal, Decimal};
+pub use num::{Decimal, parse_decimal};
 pub use topic::{Channel, Topic};
 pub use update::{BookTop, Epoch, Event, Level, Payload, Quote, Side, Ticker, Trade, Update};

@@ -21,7 +21,9 @@ pub fn parse_decimal(text: &str) -> Result<Decimal> {
     if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
         return Err(Error::Decimal(text.to_owned()));
     }
-    let d = text.parse::<Decimal>().map_err(|_| Error::Decimal(text.to_owned()))?;
+    let d = text
+        .parse::<Decimal>()
+        .map_err(|_| Error::Decimal(text.to_owned()))?;
     // `from_str` rounds digits beyond its 28-digit scale; that would change
     // the price, so refuse instead.
     if d.scale() as usize != frac.map_or(0, str::len) {
@@ -37,14 +39,23 @@ mod tests {
 
     #[test]
     fn keeps_scale() {
-        for s in ["0.00100000", "64000.10", "1", "0", "-3.50", "123456789.123456789"] {
+        for s in [
+            "0.00100000",
+            "64000.10",
+            "1",
+            "0",
+            "-3.50",
+            "123456789.123456789",
+        ] {
             assert_eq!(parse_decimal(s).map(|d| d.to_string()), Ok(s.to_owned()));
         }
     }
 
     #[test]
     fn rejects_non_plain_shapes() {
-        for s in ["", "-", ".5", "5.", "1e5", "+1", "1_000", "0x10", "NaN", "inf", "1.2.3", " 1", "1 "] {
+        for s in [
+            "", "-", ".5", "5.", "1e5", "+1", "1_000", "0x10", "NaN", "inf", "1.2.3", " 1", "1 ",
+        ] {
             assert_eq!(parse_decimal(s), Err(Error::Decimal(s.to_owned())), "{s:?}");
         }
     }

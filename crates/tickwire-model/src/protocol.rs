@@ -103,7 +103,10 @@ impl SymbolSelector {
     /// Parses `venue:BASE-QUOTE` or `venue:*`.
     pub fn parse(text: &str) -> Option<Self> {
         if let Some(venue) = text.strip_suffix(":*") {
-            let ok = !venue.is_empty() && venue.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let ok = !venue.is_empty()
+                && venue
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
             return ok.then(|| SymbolSelector::Venue(venue.to_ascii_lowercase()));
         }
         Instrument::parse(text).ok().map(SymbolSelector::Instrument)
@@ -174,7 +177,11 @@ pub struct RequestError {
 
 impl RequestError {
     fn new(id: &Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { id: id.clone(), code, message: message.into() }
+        Self {
+            id: id.clone(),
+            code,
+            message: message.into(),
+        }
     }
 
     /// The reply frame for this error.
@@ -188,32 +195,70 @@ type Parsed<T> = Result<T, RequestError>;
 /// Parses one client text frame into a request.
 pub fn parse_request(text: &[u8]) -> Parsed<Request> {
     let none = None;
-    let value: Value = serde_json::from_slice(text)
-        .map_err(|e| RequestError::new(&none, ErrorCode::BadRequest, format!("invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(text).map_err(|e| {
+        RequestError::new(&none, ErrorCode::BadRequest, format!("invalid JSON: {e}"))
+    })?;
     let Value::Object(obj) = value else {
-        return Err(RequestError::new(&none, ErrorCode::BadRequest, "a request is a JSON object"));
+        return Err(RequestError::new(
+            &none,
+            ErrorCode::BadRequest,
+            "a request is a JSON object",
+        ));
     };
     let id = match obj.get("id") {
         None | Some(Value::Null) => None,
         Some(v) => Some(RequestId::from_value(v).ok_or_else(|| {
-            RequestError::new(&none, ErrorCode::BadRequest, "`id` must be a string or a number")
+            RequestError::new(
+                &none,
+                ErrorCode::BadRequest,
+                "`id` must be a string or a number",
+            )
         })?),
     };
     let op = match obj.get("op") {
         Some(Value::String(op)) => op.as_str(),
-        Some(_) => return Err(RequestError::new(&id, ErrorCode::BadRequest, "`op` must be a string")),
-        None => return Err(RequestError::new(&id, ErrorCode::BadRequest, "missing `op`")),
+        Some(_) => {
+            return Err(RequestError::new(
+                &id,
+                ErrorCode::BadRequest,
+                "`op` must be a string",
+            ));
+        }
+        None => {
+            return Err(RequestError::new(
+                &id,
+                ErrorCode::BadRequest,
+                "missing `op`",
+            ));
+        }
     };
     match op {
         "subscribe" => {
-            check_fields(&obj, &id, &["op", "id", "channel", "symbols", "snapshot", "throttle_ms", "from_seq"])?;
+            check_fields(
+                &obj,
+                &id,
+                &[
+                    "op",
+                    "id",
+                    "channel",
+                    "symbols",
+                    "snapshot",
+                    "throttle_ms",
+                    "from_seq",
+                ],
+            )?;
             parse_subscribe(&obj, id).map(Request::Subscribe)
         }
         "unsubscribe" => {
             check_fields(&obj, &id, &["op", "id", "channel", "symbols"])?;
             let channel = parse_channel(&obj, &id)?;
             let (symbols, invalid) = parse_symbols(&obj, &id)?;
-            Ok(Request::Unsubscribe(Unsubscribe { id, channel, symbols, invalid }))
+            Ok(Request::Unsubscribe(Unsubscribe {
+                id,
+                channel,
+                symbols,
+                invalid,
+            }))
         }
         "list" => {
             check_fields(&obj, &id, &["op", "id"])?;
@@ -235,7 +280,11 @@ pub fn parse_request(text: &[u8]) -> Parsed<Request> {
 /// instead of silently ignored.
 fn check_fields(obj: &Map<String, Value>, id: &Option<RequestId>, allowed: &[&str]) -> Parsed<()> {
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(RequestError::new(id, ErrorCode::BadRequest, format!("unknown field {k:?}"))),
+        Some(k) => Err(RequestError::new(
+            id,
+            ErrorCode::BadRequest,
+            format!("unknown field {k:?}"),
+        )),
         None => Ok(()),
     }
 }
@@ -243,25 +292,62 @@ fn check_fields(obj: &Map<String, Value>, id: &Option<RequestId>, allowed: &[&st
 fn parse_channel(obj: &Map<String, Value>, id: &Option<RequestId>) -> Parsed<Channel> {
     match obj.get("channel") {
         Some(Value::String(c)) => c.parse().map_err(|_| {
-            RequestError::new(id, ErrorCode::UnknownChannel, format!("unknown channel {c:?}: expected trade, quote, ticker or book"))
+            RequestError::new(
+                id,
+                ErrorCode::UnknownChannel,
+                format!("unknown channel {c:?}: expected trade, quote, ticker or book"),
+            )
         }),
-        Some(_) => Err(RequestError::new(id, ErrorCode::BadRequest, "`channel` must be a string")),
-        None => Err(RequestError::new(id, ErrorCode::BadRequest, "missing `channel`")),
+        Some(_) => Err(RequestError::new(
+            id,
+            ErrorCode::BadRequest,
+            "`channel` must be a string",
+        )),
+        None => Err(RequestError::new(
+            id,
+            ErrorCode::BadRequest,
+            "missing `channel`",
+        )),
     }
 }
 
-fn parse_symbols(obj: &Map<String, Value>, id: &Option<RequestId>) -> Parsed<(Vec<SymbolSelector>, Vec<String>)> {
+fn parse_symbols(
+    obj: &Map<String, Value>,
+    id: &Option<RequestId>,
+) -> Parsed<(Vec<SymbolSelector>, Vec<String>)> {
     let list = match obj.get("symbols") {
         Some(Value::Array(list)) if !list.is_empty() => list,
-        Some(Value::Array(_)) => return Err(RequestError::new(id, ErrorCode::BadRequest, "`symbols` is empty")),
-        Some(_) => return Err(RequestError::new(id, ErrorCode::BadRequest, "`symbols` must be an array of strings")),
-        None => return Err(RequestError::new(id, ErrorCode::BadRequest, "missing `symbols`")),
+        Some(Value::Array(_)) => {
+            return Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                "`symbols` is empty",
+            ));
+        }
+        Some(_) => {
+            return Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                "`symbols` must be an array of strings",
+            ));
+        }
+        None => {
+            return Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                "missing `symbols`",
+            ));
+        }
     };
     let mut symbols = Vec::with_capacity(list.len());
     let mut invalid = Vec::new();
     for s in list {
         let Value::String(s) = s else {
-            return Err(RequestError::new(id, ErrorCode::BadRequest, "`symbols` must be an array of strings"));
+            return Err(RequestError::new(
+                id,
+                ErrorCode::BadRequest,
+                "`symbols` must be an array of strings",
+            ));
         };
         match SymbolSelector::parse(s) {
             Some(sel) if !symbols.contains(&sel) => symbols.push(sel),
@@ -279,7 +365,13 @@ fn parse_subscribe(obj: &Map<String, Value>, id: Option<RequestId>) -> Parsed<Su
     let snapshot = match obj.get("snapshot") {
         None => true,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(RequestError::new(&id, ErrorCode::BadRequest, "`snapshot` must be true or false")),
+        Some(_) => {
+            return Err(RequestError::new(
+                &id,
+                ErrorCode::BadRequest,
+                "`snapshot` must be true or false",
+            ));
+        }
     };
     let throttle_ms = match obj.get("throttle_ms") {
         None => 0,
@@ -290,7 +382,7 @@ fn parse_subscribe(obj: &Map<String, Value>, id: Option<RequestId>) -> Parsed<Su
                     &id,
                     ErrorCode::BadRequest,
                     format!("`throttle_ms` must be an integer from 0 to {MAX_THROTTLE_MS}"),
-                ))
+                ));
             }
         },
     };
@@ -298,28 +390,52 @@ fn parse_subscribe(obj: &Map<String, Value>, id: Option<RequestId>) -> Parsed<Su
         None => Vec::new(),
         Some(Value::Object(map)) => {
             if channel != Channel::Trade {
-                return Err(RequestError::new(&id, ErrorCode::BadRequest, "`from_seq` is only for the trade channel"));
+                return Err(RequestError::new(
+                    &id,
+                    ErrorCode::BadRequest,
+                    "`from_seq` is only for the trade channel",
+                ));
             }
             let mut out = Vec::with_capacity(map.len());
             for (sym, seq) in map {
-                let instrument = Instrument::parse(sym).ok().filter(|i| {
-                    symbols.contains(&SymbolSelector::Instrument(i.clone()))
-                });
+                let instrument = Instrument::parse(sym)
+                    .ok()
+                    .filter(|i| symbols.contains(&SymbolSelector::Instrument(i.clone())));
                 let Some(instrument) = instrument else {
-                    return Err(RequestError::new(&id, ErrorCode::BadRequest, format!("`from_seq` names {sym:?}, which is not in `symbols`")));
+                    return Err(RequestError::new(
+                        &id,
+                        ErrorCode::BadRequest,
+                        format!("`from_seq` names {sym:?}, which is not in `symbols`"),
+                    ));
                 };
                 let Some(seq) = seq.as_u64() else {
-                    return Err(RequestError::new(&id, ErrorCode::BadRequest, "`from_seq` values must be non-negative integers"));
+                    return Err(RequestError::new(
+                        &id,
+                        ErrorCode::BadRequest,
+                        "`from_seq` values must be non-negative integers",
+                    ));
                 };
                 out.push((instrument, seq));
             }
             out
         }
         Some(_) => {
-            return Err(RequestError::new(&id, ErrorCode::BadRequest, "`from_seq` must be an object of symbol to seq"))
+            return Err(RequestError::new(
+                &id,
+                ErrorCode::BadRequest,
+                "`from_seq` must be an object of symbol to seq",
+            ));
         }
     };
-    Ok(Subscribe { id, channel, symbols, invalid, snapshot, throttle_ms, from_seq })
+    Ok(Subscribe {
+        id,
+        channel,
+        symbols,
+        invalid,
+        snapshot,
+        throttle_ms,
+        from_seq,
+    })
 }
 
 /// Limits announced in `hello`.
@@ -348,9 +464,14 @@ pub fn hello(server: &str, heartbeat_ms: u64, limits: &Limits) -> Bytes {
     w.raw(",").key("server").string(server);
     w.raw(",").key("heartbeat_ms").uint(heartbeat_ms);
     w.raw(",").key("limits").raw("{");
-    w.key("max_subscriptions").uint(limits.max_subscriptions as u64);
-    w.raw(",").key("max_requests_per_sec").uint(u64::from(limits.max_requests_per_sec));
-    w.raw(",").key("max_message_bytes").uint(limits.max_message_bytes as u64);
+    w.key("max_subscriptions")
+        .uint(limits.max_subscriptions as u64);
+    w.raw(",")
+        .key("max_requests_per_sec")
+        .uint(u64::from(limits.max_requests_per_sec));
+    w.raw(",")
+        .key("max_message_bytes")
+        .uint(limits.max_message_bytes as u64);
     w.raw("}}");
     w.finish()
 }
@@ -381,7 +502,10 @@ pub fn unsubscribed(id: Option<&RequestId>, channel: Channel, symbols: &[Instrum
 }
 
 /// `{"type":"symbols",...}`: every instrument with the channels it has.
-pub fn symbols<'a>(id: Option<&RequestId>, entries: impl IntoIterator<Item = (&'a Instrument, &'a [Channel])>) -> Bytes {
+pub fn symbols<'a>(
+    id: Option<&RequestId>,
+    entries: impl IntoIterator<Item = (&'a Instrument, &'a [Channel])>,
+) -> Bytes {
     let mut w = JsonWriter::with_capacity(1024);
     open(&mut w, "symbols", id);
     w.raw(",").key("symbols").raw("[");
@@ -389,7 +513,12 @@ pub fn symbols<'a>(id: Option<&RequestId>, entries: impl IntoIterator<Item = (&'
         if i > 0 {
             w.raw(",");
         }
-        w.raw("{").key("symbol").string(inst.as_str()).raw(",").key("channels").raw("[");
+        w.raw("{")
+            .key("symbol")
+            .string(inst.as_str())
+            .raw(",")
+            .key("channels")
+            .raw("[");
         for (j, c) in channels.iter().enumerate() {
             if j > 0 {
                 w.raw(",");
@@ -453,7 +582,13 @@ impl GapReason {
 }
 
 /// `{"type":"gap",...}`: trades `from_seq..=to_seq` will not be delivered.
-pub fn gap(channel: Channel, symbol: &Instrument, from_seq: u64, to_seq: u64, reason: GapReason) -> Bytes {
+pub fn gap(
+    channel: Channel,
+    symbol: &Instrument,
+    from_seq: u64,
+    to_seq: u64,
+    reason: GapReason,
+) -> Bytes {
     let mut w = JsonWriter::with_capacity(128);
     open(&mut w, "gap", None);
     w.raw(",").key("channel").string(channel.as_str());

@@ -21,7 +21,12 @@ pub enum Channel {
 
 impl Channel {
     /// Every channel, in protocol order.
-    pub const ALL: [Channel; 4] = [Channel::Trade, Channel::Quote, Channel::Ticker, Channel::Book];
+    pub const ALL: [Channel; 4] = [
+        Channel::Trade,
+        Channel::Quote,
+        Channel::Ticker,
+        Channel::Book,
+    ];
 
     /// The channel's protocol name.
     pub const fn as_str(self) -> &'static str {
@@ -72,7 +77,10 @@ pub struct Topic {
 impl Topic {
     /// Builds a topic.
     pub fn new(instrument: Instrument, channel: Channel) -> Self {
-        Self { instrument, channel }
+        Self {
+            instrument,
+            channel,
+        }
     }
 }
 
@@ -92,7 +100,10 @@ mod tests {
         for c in Channel::ALL {
             assert_eq!(c.as_str().parse::<Channel>(), Ok(c));
         }
-        assert_eq!("Quote".parse::<Channel>(), Err(Error::Channel("Quote".into())));
+        assert_eq!(
+            "Quote".parse::<Channel>(),
+            Err(Error::Channel("Quote".into()))
+        );
         assert!(!Channel::Trade.is_conflatable());
         assert!(Channel::Book.is_conflatable());
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rust_decimal::Decimal;
 
-use crate::{wire, Channel, Error, Instrument, Result, Topic};
+use crate::{Channel, Error, Instrument, Result, Topic, wire};
 
 /// The aggressor side of a trade: `buy` means a buyer lifted the offer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -137,8 +137,14 @@ impl Epoch {
     pub fn new(text: &str) -> Result<Self> {
         let ok = !text.is_empty()
             && text.len() <= 32
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(Self(text.into())) } else { Err(Error::Epoch(text.to_owned())) }
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(text.into()))
+        } else {
+            Err(Error::Epoch(text.to_owned()))
+        }
     }
 
     /// A fresh epoch from a seed (e.g. start time and process id), in base 36.
@@ -195,14 +201,35 @@ impl Update {
     pub fn encode(event: &Event, seq: u64, epoch: &Epoch) -> Self {
         let topic = event.topic();
         let bytes = wire::encode_update(event, seq, epoch);
-        Self { topic, seq, epoch: epoch.clone(), ts: event.ts, rx: event.rx, bytes }
+        Self {
+            topic,
+            seq,
+            epoch: epoch.clone(),
+            ts: event.ts,
+            rx: event.rx,
+            bytes,
+        }
     }
 
     /// Rebuilds an update from bytes encoded elsewhere (a bus carrying the
     /// wire JSON with its metadata beside it). The bytes are trusted to be
     /// this update's encoding.
-    pub fn from_encoded(topic: Topic, seq: u64, epoch: Epoch, ts: u64, rx: u64, bytes: Bytes) -> Self {
-        Self { topic, seq, epoch, ts, rx, bytes }
+    pub fn from_encoded(
+        topic: Topic,
+        seq: u64,
+        epoch: Epoch,
+        ts: u64,
+        rx: u64,
+        bytes: Bytes,
+    ) -> Self {
+        Self {
+            topic,
+            seq,
+            epoch,
+            ts,
+            rx,
+            bytes,
+        }
     }
 
     /// The topic.

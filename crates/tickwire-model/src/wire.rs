@@ -18,7 +18,9 @@ pub struct JsonWriter {
 impl JsonWriter {
     /// A writer with room for `capacity` bytes before it grows.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { buf: BytesMut::with_capacity(capacity) }
+        Self {
+            buf: BytesMut::with_capacity(capacity),
+        }
     }
 
     /// Appends raw, already valid JSON text (punctuation, keys, literals).
@@ -92,7 +94,9 @@ pub(crate) fn encode_update(event: &Event, seq: u64, epoch: &Epoch) -> Bytes {
         _ => 224,
     };
     let mut w = JsonWriter::with_capacity(capacity);
-    w.raw("{\"type\":\"").raw(event.payload.channel().as_str()).raw("\",");
+    w.raw("{\"type\":\"")
+        .raw(event.payload.channel().as_str())
+        .raw("\",");
     w.key("symbol").string(event.instrument.as_str()).raw(",");
     w.key("seq").uint(seq).raw(",");
     w.key("epoch").string(epoch.as_str()).raw(",");
@@ -147,14 +151,19 @@ pub(crate) fn with_snapshot_flag(bytes: &Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{parse_decimal, BookTop, Instrument, Quote, Side, Ticker, Trade, Update};
+    use crate::{BookTop, Instrument, Quote, Side, Ticker, Trade, Update, parse_decimal};
 
     fn d(s: &str) -> Decimal {
         parse_decimal(s).expect("valid decimal")
     }
 
     fn event(symbol: &str, payload: Payload) -> Event {
-        Event { instrument: Instrument::parse(symbol).expect("valid"), ts: 1764000000123456, rx: 1764000000124001, payload }
+        Event {
+            instrument: Instrument::parse(symbol).expect("valid"),
+            ts: 1764000000123456,
+            rx: 1764000000124001,
+            payload,
+        }
     }
 
     fn text(u: &Update) -> &str {
@@ -166,22 +175,53 @@ mod tests {
         let epoch = Epoch::new("k3x9").expect("valid");
         let cases = [
             (
-                event("coinbase:BTC-USD", Payload::Quote(Quote { bid: d("64000.12"), bid_size: d("0.51"), ask: d("64000.13"), ask_size: d("1.2") })),
+                event(
+                    "coinbase:BTC-USD",
+                    Payload::Quote(Quote {
+                        bid: d("64000.12"),
+                        bid_size: d("0.51"),
+                        ask: d("64000.13"),
+                        ask_size: d("1.2"),
+                    }),
+                ),
                 1042,
                 r#"{"type":"quote","symbol":"coinbase:BTC-USD","seq":1042,"epoch":"k3x9","bid":"64000.12","bid_size":"0.51","ask":"64000.13","ask_size":"1.2","ts":1764000000123456,"rx":1764000000124001}"#,
             ),
             (
-                event("binance:BTC-USDT", Payload::Trade(Trade { price: d("64000.10"), size: d("0.012"), side: Side::Buy, trade_id: "3141592".into() })),
+                event(
+                    "binance:BTC-USDT",
+                    Payload::Trade(Trade {
+                        price: d("64000.10"),
+                        size: d("0.012"),
+                        side: Side::Buy,
+                        trade_id: "3141592".into(),
+                    }),
+                ),
                 77,
                 r#"{"type":"trade","symbol":"binance:BTC-USDT","seq":77,"epoch":"k3x9","price":"64000.10","size":"0.012","side":"buy","trade_id":"3141592","ts":1764000000123456,"rx":1764000000124001}"#,
             ),
             (
-                event("kraken:BTC-USD", Payload::Ticker(Ticker { last: d("64001.0"), open_24h: d("63000.0"), high_24h: d("64500.0"), low_24h: d("62800.5"), volume_24h: d("1234.5678") })),
+                event(
+                    "kraken:BTC-USD",
+                    Payload::Ticker(Ticker {
+                        last: d("64001.0"),
+                        open_24h: d("63000.0"),
+                        high_24h: d("64500.0"),
+                        low_24h: d("62800.5"),
+                        volume_24h: d("1234.5678"),
+                    }),
+                ),
                 9,
                 r#"{"type":"ticker","symbol":"kraken:BTC-USD","seq":9,"epoch":"k3x9","last":"64001.0","open_24h":"63000.0","high_24h":"64500.0","low_24h":"62800.5","volume_24h":"1234.5678","ts":1764000000123456,"rx":1764000000124001}"#,
             ),
             (
-                event("kraken:BTC-USD", Payload::Book(BookTop { bids: vec![(d("64000.1"), d("0.5")), (d("64000.0"), d("2"))], asks: vec![(d("64000.2"), d("1.1"))] })),
+                event(
+                    "kraken:BTC-USD",
+                    Payload::Book(BookTop {
+                        bids: vec![(d("64000.1"), d("0.5")), (d("64000.0"), d("2"))],
+                        asks: vec![(d("64000.2"), d("1.1"))],
+                    }),
+                ),
                 310,
                 r#"{"type":"book","symbol":"kraken:BTC-USD","seq":310,"epoch":"k3x9","bids":[["64000.1","0.5"],["64000.0","2"]],"asks":[["64000.2","1.1"]],"ts":1764000000123456,"rx":1764000000124001}"#,
             ),
@@ -201,7 +241,15 @@ mod tests {
     #[test]
     fn snapshot_flag_is_the_last_field() {
         let epoch = Epoch::new("e1").expect("valid");
-        let ev = event("coinbase:ETH-USD", Payload::Trade(Trade { price: d("1"), size: d("2"), side: Side::Sell, trade_id: "x".into() }));
+        let ev = event(
+            "coinbase:ETH-USD",
+            Payload::Trade(Trade {
+                price: d("1"),
+                size: d("2"),
+                side: Side::Sell,
+                trade_id: "x".into(),
+            }),
+        );
         let u = Update::encode(&ev, 5, &epoch);
         let snap = u.snapshot_bytes();
         let v: serde_json::Value = serde_json::from_slice(&snap).expect("json");
@@ -223,7 +271,15 @@ mod tests {
     #[test]
     fn decimal_scale_survives_encoding() {
         let epoch = Epoch::new("e").expect("valid");
-        let ev = event("kraken:ETH-EUR", Payload::Quote(Quote { bid: d("0.00100000"), bid_size: d("10.000"), ask: d("0.00100001"), ask_size: d("0") }));
+        let ev = event(
+            "kraken:ETH-EUR",
+            Payload::Quote(Quote {
+                bid: d("0.00100000"),
+                bid_size: d("10.000"),
+                ask: d("0.00100001"),
+                ask_size: d("0"),
+            }),
+        );
         let u = Update::encode(&ev, 1, &epoch);
         let v: serde_json::Value = serde_json::from_slice(u.bytes()).expect("json");
         assert_eq!(v["bid"], "0.00100000");

@@ -28,25 +28,82 @@ fn every_malformed_shape_gets_its_code() {
         (r#"{"op":"ping","id":[1]}"#, ErrorCode::BadRequest),
         (r#"{"op":"ping","extra":1}"#, ErrorCode::BadRequest),
         (r#"{"op":"fly"}"#, ErrorCode::UnknownOp),
-        (r#"{"op":"SUBSCRIBE","channel":"quote","symbols":["coinbase:BTC-USD"]}"#, ErrorCode::UnknownOp),
-        (r#"{"op":"subscribe","symbols":["coinbase:BTC-USD"]}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":7,"symbols":["coinbase:BTC-USD"]}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"candles","symbols":["coinbase:BTC-USD"]}"#, ErrorCode::UnknownChannel),
-        (r#"{"op":"subscribe","channel":"quote"}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":[]}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":"coinbase:BTC-USD"}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":[1]}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"snapshot":"yes"}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":-1}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":1.5}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":60001}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throtle_ms":5}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"from_seq":{"coinbase:BTC-USD":1}}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":{"kraken:BTC-USD":1}}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":{"coinbase:BTC-USD":-4}}"#, ErrorCode::BadRequest),
-        (r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":[1]}"#, ErrorCode::BadRequest),
-        (r#"{"op":"unsubscribe","channel":"nope","symbols":["coinbase:BTC-USD"]}"#, ErrorCode::UnknownChannel),
-        (r#"{"op":"unsubscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"snapshot":true}"#, ErrorCode::BadRequest),
+        (
+            r#"{"op":"SUBSCRIBE","channel":"quote","symbols":["coinbase:BTC-USD"]}"#,
+            ErrorCode::UnknownOp,
+        ),
+        (
+            r#"{"op":"subscribe","symbols":["coinbase:BTC-USD"]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":7,"symbols":["coinbase:BTC-USD"]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"candles","symbols":["coinbase:BTC-USD"]}"#,
+            ErrorCode::UnknownChannel,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":[]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":"coinbase:BTC-USD"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":[1]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"snapshot":"yes"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":-1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":1.5}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throttle_ms":60001}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"throtle_ms":5}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"from_seq":{"coinbase:BTC-USD":1}}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":{"kraken:BTC-USD":1}}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":{"coinbase:BTC-USD":-4}}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"subscribe","channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":[1]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"op":"unsubscribe","channel":"nope","symbols":["coinbase:BTC-USD"]}"#,
+            ErrorCode::UnknownChannel,
+        ),
+        (
+            r#"{"op":"unsubscribe","channel":"quote","symbols":["coinbase:BTC-USD"],"snapshot":true}"#,
+            ErrorCode::BadRequest,
+        ),
         (r#"{"op":"list","channel":"quote"}"#, ErrorCode::BadRequest),
     ];
     for (text, code) in cases {
@@ -72,12 +129,17 @@ fn subscribe_with_every_option() {
         br#"{"op":"subscribe","id":1,"channel":"trade","symbols":["binance:BTC-USDT","kraken:*","bad","binance:BTC-USDT","bad"],"snapshot":false,"throttle_ms":250,"from_seq":{"binance:BTC-USDT":1201}}"#,
     )
     .expect("valid");
-    let Request::Subscribe(s) = r else { panic!("{r:?}") };
+    let Request::Subscribe(s) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!(s.id.as_ref().map(RequestId::as_json), Some("1"));
     assert_eq!(s.channel, Channel::Trade);
     assert_eq!(
         s.symbols,
-        vec![SymbolSelector::Instrument(inst("binance:BTC-USDT")), SymbolSelector::Venue("kraken".into())]
+        vec![
+            SymbolSelector::Instrument(inst("binance:BTC-USDT")),
+            SymbolSelector::Venue("kraken".into())
+        ]
     );
     assert_eq!(s.invalid, vec!["bad".to_owned()]);
     assert!(!s.snapshot);
@@ -87,8 +149,12 @@ fn subscribe_with_every_option() {
 
 #[test]
 fn subscribe_defaults() {
-    let r = parse_request(br#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"]}"#).expect("valid");
-    let Request::Subscribe(s) = r else { panic!("{r:?}") };
+    let r =
+        parse_request(br#"{"op":"subscribe","channel":"quote","symbols":["coinbase:BTC-USD"]}"#)
+            .expect("valid");
+    let Request::Subscribe(s) = r else {
+        panic!("{r:?}")
+    };
     assert!(s.snapshot);
     assert_eq!(s.throttle_ms, 0);
     assert!(s.id.is_none() && s.from_seq.is_empty() && s.invalid.is_empty());
@@ -98,12 +164,17 @@ fn subscribe_defaults() {
 fn other_ops() {
     assert_eq!(
         parse_request(br#"{"op":"ping","id":"x"}"#),
-        Ok(Request::Ping { id: Some(RequestId("\"x\"".into())) })
+        Ok(Request::Ping {
+            id: Some(RequestId("\"x\"".into()))
+        })
     );
-    assert_eq!(parse_request(br#"{"op":"list","id":null}"#), Ok(Request::List { id: None }));
-    let Ok(Request::Unsubscribe(u)) =
-        parse_request(br#"{"op":"unsubscribe","id":2.5,"channel":"book","symbols":["coinbase:*"]}"#)
-    else {
+    assert_eq!(
+        parse_request(br#"{"op":"list","id":null}"#),
+        Ok(Request::List { id: None })
+    );
+    let Ok(Request::Unsubscribe(u)) = parse_request(
+        br#"{"op":"unsubscribe","id":2.5,"channel":"book","symbols":["coinbase:*"]}"#,
+    ) else {
         panic!("unsubscribe")
     };
     assert_eq!(u.id.as_ref().map(RequestId::as_json), Some("2.5"));
@@ -112,7 +183,11 @@ fn other_ops() {
 
 #[test]
 fn server_messages_are_golden() {
-    let limits = Limits { max_subscriptions: 1024, max_requests_per_sec: 20, max_message_bytes: 1_048_576 };
+    let limits = Limits {
+        max_subscriptions: 1024,
+        max_requests_per_sec: 20,
+        max_message_bytes: 1_048_576,
+    };
     assert_eq!(
         &hello("tickwire/0.1.0", 15000, &limits)[..],
         br#"{"type":"hello","version":1,"server":"tickwire/0.1.0","heartbeat_ms":15000,"limits":{"max_subscriptions":1024,"max_requests_per_sec":20,"max_message_bytes":1048576}}"#
@@ -122,7 +197,10 @@ fn server_messages_are_golden() {
         &subscribed(Some(&id), Channel::Quote, &[inst("coinbase:BTC-USD")])[..],
         br#"{"type":"subscribed","id":1,"channel":"quote","symbols":["coinbase:BTC-USD"]}"#
     );
-    assert_eq!(&unsubscribed(None, Channel::Quote, &[])[..], br#"{"type":"unsubscribed","channel":"quote","symbols":[]}"#);
+    assert_eq!(
+        &unsubscribed(None, Channel::Quote, &[])[..],
+        br#"{"type":"unsubscribed","channel":"quote","symbols":[]}"#
+    );
     assert_eq!(&pong(Some(&id), 7)[..], br#"{"type":"pong","id":1,"ts":7}"#);
     assert_eq!(
         &error(Some(&id), ErrorCode::UnknownSymbol, "not served", &["x:Y-Z".into()])[..],
@@ -143,7 +221,8 @@ fn server_messages_are_golden() {
         br#"{"type":"symbols","id":3,"symbols":[{"symbol":"coinbase:BTC-USD","channels":["trade","quote"]}]}"#
     );
     for code in ErrorCode::ALL {
-        let v: serde_json::Value = serde_json::from_slice(&error(None, code, "m", &[])).expect("json");
+        let v: serde_json::Value =
+            serde_json::from_slice(&error(None, code, "m", &[])).expect("json");
         assert_eq!(v["code"], code.as_str());
     }
 }
