@@ -1,0 +1,526 @@
+//! One connection's outbox: conflating slots for quote/ticker/book, a
+//! bounded lossless queue per trade topic with exact `gap` notices, a
+//! control queue that never waits behind data, and per-topic throttles.
+//!
+//! `offer` is what the hub's fan-out calls: it never awaits, never touches
+//! a socket, and allocates nothing per client (values are shared `Bytes`).
+//! The connection's writer task calls `drain` and writes what it gets.
+//! Everything here is synchronous; time is passed in.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tickwire_model::protocol::{self, GapReason};
+use tickwire_model::{Channel, Epoch, Topic, Update};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// A frame ready for the socket: valid UTF-8 JSON, shared by reference count.
+pub type Frame = Utf8Bytes;
+
+/// Sizes of one outbox.
+#[derive(Clone, Copy, Debug)]
+pub struct OutboxConfig {
+    /// Trades queued per trade topic before the oldest are dropped and a
+    /// `gap` is announced. Default 4096: a few seconds of a busy market; a
+    /// larger queue survives longer stalls but holds more memory per client.
+    pub trade_queue_len: usize,
+    /// Control replies (acks, errors, pongs, notices) queued before the
+    /// client is treated as a slow consumer. Default 1024.
+    pub control_queue_len: usize,
+    /// Trades of one topic taken per drain pass, so that a busy trade topic
+    /// cannot starve the others. Default 256.
+    pub trade_batch: usize,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            trade_queue_len: 4096,
+            control_queue_len: 1024,
+            trade_batch: 256,
+        }
+    }
+}
+
+/// Names one subscription slot of one outbox. Carries a generation, so an
+/// id of a removed slot never reaches the slot that reuses its place.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct SlotId {
+    index: u32,
+    generation: u32,
+}
+
+/// Why an outbox stopped accepting data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CloseReason {
+    /// The control queue overflowed: the client reads nothing.
+    SlowConsumer,
+    /// The session ended (client left, or the server closes it).
+    Ended,
+}
+
+/// Counters an outbox accumulates between two looks by its writer, so the
+/// hot path increments a plain integer under a lock it already holds.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Tally {
+    /// Unsent conflatable values replaced by a newer one.
+    pub conflated: u64,
+    /// Trades dropped from a full queue (each covered by a `gap`).
+    pub trades_dropped: u64,
+    /// `gap` notices emitted.
+    pub gaps: u64,
+    /// Data frames handed to the writer.
+    pub frames: u64,
+}
+
+/// What a [`Outbox::drain`] pass produced.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Drained {
+    /// The earliest time a throttled slot becomes sendable, if any waits.
+    pub next_timer: Option<Instant>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mark {
+    /// Nothing to send, or nothing sendable before a throttle expires.
+    Idle,
+    /// In the ready queue.
+    Ready,
+    /// Waiting for its throttle timer.
+    Waiting,
+}
+
+enum Item {
+    Trade(u64, Frame),
+    Gap(u64, u64, GapReason),
+}
+
+struct Slot {
+    generation: u32,
+    topic: Topic,
+    mark: Mark,
+    /// Newest unsent value of a conflatable topic.
+    value: Option<Frame>,
+    /// Queued trades (and upstream gaps), oldest first.
+    items: VecDeque<Item>,
+    /// Trades dropped from the front of `items` and not yet announced.
+    overflow: Option<(u64, u64)>,
+    /// Highest `seq` taken into this slot; lower ones are duplicates.
+    position: u64,
+    epoch: Option<Epoch>,
+    throttle: Duration,
+    next_send: Option<Instant>,
+    /// Set while `from_seq` history is being fetched: live trades wait here.
+    replaying: bool,
+    /// Trade queue bound: the configured length, or more right after a replay.
+    cap: usize,
+}
+
+impl Slot {
+    fn queued(&self) -> usize {
+        usize::from(self.value.is_some()) + self.items.len()
+    }
+
+    fn has_data(&self) -> bool {
+        self.value.is_some() || !self.items.is_empty() || self.overflow.is_some()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    generation: u32,
+    ready: VecDeque<u32>,
+    control: VecDeque<Frame>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    closed: Option<CloseReason>,
+    /// Frames held (control + values + queued trades), for bounds and metrics.
+    depth: usize,
+    tally: Tally,
+}
+
+/// One connection's outbox. Shared between the hub (offers) and the
+/// connection's writer task (drains).
+pub struct Outbox {
+    config: OutboxConfig,
+    /// Held only for memory operations, never across an await: the hub's
+    /// fan-out takes it once per offer, the writer once per pass.
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new(config: OutboxConfig) -> Self {
+        Self {
+            config: OutboxConfig {
+                trade_queue_len: config.trade_queue_len.max(1),
+                ..config
+            },
+            state: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is plain collections: still consistent after a panic elsewhere.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens a slot for a topic. With `replay`, live trades are held until
+    /// [`finish_replay`](Self::finish_replay) merges them after history,
+    /// and the slot starts just before `from_seq`.
+    pub fn open(&self, topic: Topic, throttle: Duration, replay_from: Option<u64>) -> SlotId {
+        let mut st = self.lock();
+        st.generation = st.generation.wrapping_add(1);
+        let generation = st.generation;
+        let slot = Slot {
+            generation,
+            topic,
+            mark: Mark::Idle,
+            value: None,
+            items: VecDeque::new(),
+            overflow: None,
+            position: replay_from.map_or(0, |f| f.saturating_sub(1)),
+            epoch: None,
+            throttle,
+            next_send: None,
+            replaying: replay_from.is_some(),
+            cap: 0,
+        };
+        let index = match st.free.pop() {
+            Some(i) => {
+                st.slots[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                st.slots.push(Some(slot));
+                (st.slots.len() - 1) as u32
+            }
+        };
+        SlotId { index, generation }
+    }
+
+    /// Changes a slot's throttle (a repeated subscribe updates options).
+    pub fn set_throttle(&self, id: SlotId, throttle: Duration) {
+        if let Some(slot) = self.lock().slot_mut(id) {
+            slot.throttle = throttle;
+        }
+    }
+
+    /// Removes a slot and whatever it still held. Call after the hub has
+    /// stopped offering to it, so nothing of its topic is written after.
+    pub fn remove(&self, id: SlotId) {
+        let mut st = self.lock();
+        if st.slot_mut(id).is_none() {
+            return;
+        }
+        if let Some(slot) = st.slots[id.index as usize].take() {
+            st.depth -= slot.queued();
+            st.free.push(id.index);
+            st.ready.retain(|&i| i != id.index);
+        }
+    }
+
+    /// Marks where a slot starts when it gets no snapshot: the topic's
+    /// current `seq`, so the next update continues from it without a gap.
+    pub fn set_position(&self, id: SlotId, seq: u64, epoch: &Epoch) {
+        if let Some(slot) = self.lock().slot_mut(id) {
+            slot.position = seq;
+            slot.epoch = Some(epoch.clone());
+        }
+    }
+
+    /// Offers a topic's latest value as the subscription's snapshot.
+    pub fn offer_snapshot(&self, id: SlotId, update: &Update, frame: Frame) {
+        self.offer_frame(id, update, frame);
+    }
+
+    /// Offers a live update (the fan-out path). `frame` is the update's
+    /// bytes as a frame, converted once per update by the hub.
+    pub fn offer(&self, id: SlotId, update: &Update, frame: &Frame) {
+        self.offer_frame(id, update, frame.clone());
+    }
+
+    fn offer_frame(&self, id: SlotId, update: &Update, frame: Frame) {
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return;
+        }
+        let trade_cap = self.config.trade_queue_len;
+        let st = &mut *st;
+        let Some(slot) = st.slots.get_mut(id.index as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let seq = update.seq();
+        if slot.epoch.as_ref() != Some(update.epoch()) {
+            // A new sequence run (ingest restarted without shared state):
+            // positions of the old run mean nothing for it.
+            if slot.epoch.is_some() && !slot.replaying {
+                slot.position = 0;
+            }
+            slot.epoch = Some(update.epoch().clone());
+        } else if seq <= slot.position {
+            return;
+        }
+        let before = slot.queued();
+        if update.topic().channel.is_conflatable() {
+            if slot.value.is_some() {
+                st.tally.conflated += 1;
+            }
+            slot.value = Some(frame);
+        } else {
+            if slot.position > 0 && seq > slot.position + 1 && !slot.replaying {
+                // The bus skipped trades before they reached us: say so.
+                slot.items
+                    .push_back(Item::Gap(slot.position + 1, seq - 1, GapReason::Upstream));
+            }
+            slot.items.push_back(Item::Trade(seq, frame));
+            while slot.items.len() > slot.cap.max(trade_cap) {
+                drop_oldest(slot, &mut st.tally);
+            }
+        }
+        slot.position = seq;
+        st.depth = st.depth + slot.queued() - before;
+        if !slot.replaying && slot.mark == Mark::Idle {
+            slot.mark = Mark::Ready;
+            let was_empty = st.ready.is_empty() && st.control.is_empty();
+            st.ready.push_back(id.index);
+            if was_empty {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Ends a `from_seq` replay: `history` (trades with `seq >= from_seq`,
+    /// oldest first) goes out first, then the live trades held meanwhile,
+    /// without duplicates; a hole history cannot fill becomes one `gap`.
+    pub fn finish_replay(&self, id: SlotId, from_seq: u64, history: &[Update]) {
+        let mut st = self.lock();
+        let trade_cap = self.config.trade_queue_len;
+        let st = &mut *st;
+        let Some(slot) = st
+            .slots
+            .get_mut(id.index as usize)
+            .and_then(Option::as_mut)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        if !slot.replaying {
+            return;
+        }
+        let before = slot.queued();
+        // Held trades dropped while history was fetched are in history, or
+        // become a gap in the merge below.
+        slot.overflow = None;
+        let held = std::mem::take(&mut slot.items);
+        let mut next = from_seq.max(1);
+        let mut merged = VecDeque::with_capacity(history.len() + held.len());
+        let history = history.iter().filter_map(|u| {
+            Frame::try_from(u.bytes().clone())
+                .ok()
+                .map(|f| (u.seq(), f))
+        });
+        let held = held.into_iter().filter_map(|item| match item {
+            Item::Trade(seq, f) => Some((seq, f)),
+            Item::Gap(..) => None,
+        });
+        for (seq, frame) in history.chain(held) {
+            if seq < next {
+                continue;
+            }
+            if seq > next {
+                merged.push_back(Item::Gap(next, seq - 1, GapReason::HistoryExpired));
+            }
+            merged.push_back(Item::Trade(seq, frame));
+            next = seq + 1;
+        }
+        slot.items = merged;
+        // The replay may exceed the queue length: it is bounded by history
+        // and shrinks back to the queue length as the writer drains it; live
+        // trades get the usual room on top of it.
+        slot.cap = slot.items.len() + trade_cap;
+        slot.position = slot.position.max(next - 1);
+        slot.replaying = false;
+        st.depth = st.depth + slot.queued() - before;
+        if slot.has_data() && slot.mark == Mark::Idle {
+            slot.mark = Mark::Ready;
+            st.ready.push_back(id.index);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues a control frame (ack, error, pong, status). Control frames go
+    /// out before data at the next pass. Returns false if the outbox is
+    /// closed, or has just been closed because the client reads nothing.
+    pub fn push_control(&self, frame: Frame) -> bool {
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return false;
+        }
+        if st.control.len() >= self.config.control_queue_len {
+            st.closed = Some(CloseReason::SlowConsumer);
+            drop(st);
+            self.wake.notify_one();
+            return false;
+        }
+        st.control.push_back(frame);
+        st.depth += 1;
+        drop(st);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Stops accepting data; the writer sees the reason at its next pass.
+    pub fn close(&self, reason: CloseReason) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(reason);
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Why the outbox is closed, if it is.
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.lock().closed
+    }
+
+    /// Frames currently held: control frames, unsent conflatable values and
+    /// queued trades.
+    pub fn depth(&self) -> usize {
+        self.lock().depth
+    }
+
+    /// Takes the counters accumulated since the last call.
+    pub fn take_tally(&self) -> Tally {
+        std::mem::take(&mut self.lock().tally)
+    }
+
+    /// Waits until something may be ready (an offer, a control frame or a
+    /// close). Spurious wake-ups are possible; drain and look.
+    pub async fn ready(&self) {
+        self.wake.notified().await;
+    }
+
+    /// One writer pass: every control frame, then each ready slot once, in
+    /// ready order (a slot still holding trades goes to the back for the
+    /// next pass). Throttled slots whose time has come rejoin the queue.
+    pub fn drain(&self, now: Instant, out: &mut Vec<Frame>) -> Drained {
+        let mut st = self.lock();
+        let st = &mut *st;
+        while let Some(Reverse((at, index, generation))) = st.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            st.timers.pop();
+            if let Some(Some(slot)) = st.slots.get_mut(index as usize) {
+                if slot.generation == generation && slot.mark == Mark::Waiting {
+                    slot.mark = Mark::Ready;
+                    st.ready.push_back(index);
+                }
+            }
+        }
+        st.depth -= st.control.len();
+        out.extend(st.control.drain(..));
+        let passes = st.ready.len();
+        for _ in 0..passes {
+            let Some(index) = st.ready.pop_front() else {
+                break;
+            };
+            let Some(Some(slot)) = st.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if let Some(at) = slot.next_send.filter(|at| *at > now) {
+                slot.mark = Mark::Waiting;
+                st.timers.push(Reverse((at, index, slot.generation)));
+                continue;
+            }
+            let before = slot.queued();
+            if let Some(v) = slot.value.take() {
+                out.push(v);
+                st.tally.frames += 1;
+            }
+            if let Some((from, to)) = slot.overflow.take() {
+                out.push(gap_frame(&slot.topic, from, to, GapReason::SlowConsumer));
+                st.tally.gaps += 1;
+            }
+            // A throttled trade topic sends everything queued at once per
+            // interval; unthrottled ones take a batch per pass for fairness.
+            let batch = if slot.throttle.is_zero() {
+                self.config.trade_batch
+            } else {
+                usize::MAX
+            };
+            for _ in 0..batch {
+                match slot.items.pop_front() {
+                    Some(Item::Trade(_, f)) => {
+                        out.push(f);
+                        st.tally.frames += 1;
+                    }
+                    Some(Item::Gap(from, to, reason)) => {
+                        out.push(gap_frame(&slot.topic, from, to, reason));
+                        st.tally.gaps += 1;
+                    }
+                    None => break,
+                }
+            }
+            st.depth -= before - slot.queued();
+            slot.cap = slot.cap.min(slot.items.len());
+            if !slot.throttle.is_zero() {
+                slot.next_send = Some(now + slot.throttle);
+            }
+            if slot.has_data() {
+                st.ready.push_back(index);
+            } else {
+                slot.mark = Mark::Idle;
+            }
+        }
+        Drained {
+            next_timer: st.timers.peek().map(|Reverse((at, _, _))| *at),
+        }
+    }
+}
+
+impl State {
+    fn slot_mut(&mut self, id: SlotId) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(id.index as usize)?
+            .as_mut()
+            .filter(|s| s.generation == id.generation)
+    }
+}
+
+/// Drops the oldest queued item of a full trade queue, widening the
+/// pending overflow gap so it stays one exact, contiguous range.
+fn drop_oldest(slot: &mut Slot, tally: &mut Tally) {
+    let (from, to) = match slot.items.pop_front() {
+        Some(Item::Trade(seq, _)) => {
+            tally.trades_dropped += 1;
+            (seq, seq)
+        }
+        Some(Item::Gap(from, to, _)) => (from, to),
+        None => return,
+    };
+    slot.overflow = Some(match slot.overflow {
+        Some((start, _)) => (start, to),
+        None => (from, to),
+    });
+}
+
+fn gap_frame(topic: &Topic, from: u64, to: u64, reason: GapReason) -> Frame {
+    let bytes = protocol::gap(Channel::Trade, &topic.instrument, from, to, reason);
+    // Our own encoder writes only UTF-8.
+    Frame::try_from(bytes).unwrap_or_else(|_| Frame::from("{\"type\":\"gap\"}"))
+}
+
+#[cfg(test)]
+mod tests;

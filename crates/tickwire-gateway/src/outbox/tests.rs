@@ -1,0 +1,368 @@
+//! Outbox invariants: newest value wins, bounded memory, exact gaps,
+//! control first, fairness, throttle, replay seam.
+
+use super::*;
+use proptest::prelude::*;
+use tickwire_bus::conformance::{quote, trade};
+use tickwire_model::Instrument;
+
+fn inst(name: &str) -> Instrument {
+    Instrument::parse(&format!("test:{name}-USD")).expect("instrument")
+}
+
+fn ep() -> Epoch {
+    Epoch::new("e1").expect("epoch")
+}
+
+fn frame(u: &Update) -> Frame {
+    Frame::try_from(u.bytes().clone()).expect("utf8")
+}
+
+fn offer(ob: &Outbox, id: SlotId, u: &Update) {
+    ob.offer(id, u, &frame(u));
+}
+
+fn json(f: &Frame) -> serde_json::Value {
+    serde_json::from_str(f.as_str()).expect("json")
+}
+
+fn drain_all(ob: &Outbox, now: Instant) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        ob.drain(now, &mut batch);
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch.iter().map(json));
+    }
+}
+
+#[test]
+fn conflation_keeps_newest_and_bounds_depth() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let ids: Vec<SlotId> = (0..3)
+        .map(|i| {
+            ob.open(
+                Topic::new(inst(&format!("Q{i}")), Channel::Quote),
+                Duration::ZERO,
+                None,
+            )
+        })
+        .collect();
+    for seq in 1..=100_000u64 {
+        let id = ids[(seq % 3) as usize];
+        let i = inst(&format!("Q{}", seq % 3));
+        offer(&ob, id, &quote(&i, seq, &ep()));
+        assert!(ob.depth() <= 3, "depth bounded by subscriptions");
+    }
+    let got = drain_all(&ob, Instant::now());
+    let mut seqs: Vec<u64> = got
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("seq"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        vec![99_998, 99_999, 100_000],
+        "the newest value of each topic"
+    );
+    assert_eq!(got.len(), 3);
+    assert!(seqs.iter().all(|s| *s >= 99_998));
+    assert_eq!(ob.depth(), 0);
+    assert_eq!(ob.take_tally().conflated, 100_000 - 3);
+}
+
+#[test]
+fn trade_overflow_gives_one_exact_gap_per_episode() {
+    let ob = Outbox::new(OutboxConfig {
+        trade_queue_len: 10,
+        ..OutboxConfig::default()
+    });
+    let i = inst("T");
+    let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None);
+    for seq in 1..=25 {
+        offer(&ob, id, &trade(&i, seq, &ep()));
+    }
+    assert_eq!(ob.depth(), 10);
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got[0]["type"], "gap");
+    assert_eq!(
+        (got[0]["from_seq"].as_u64(), got[0]["to_seq"].as_u64()),
+        (Some(1), Some(15))
+    );
+    assert_eq!(got[0]["reason"], "slow_consumer");
+    let rest: Vec<u64> = got[1..]
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(rest, (16..=25).collect::<Vec<_>>());
+    // A second episode gets its own gap.
+    for seq in 26..=40 {
+        offer(&ob, id, &trade(&i, seq, &ep()));
+    }
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(
+        (got[0]["from_seq"].as_u64(), got[0]["to_seq"].as_u64()),
+        (Some(26), Some(30))
+    );
+    assert_eq!(got.iter().filter(|v| v["type"] == "gap").count(), 1);
+    assert_eq!(ob.take_tally().gaps, 2);
+}
+
+#[test]
+fn control_goes_before_data() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("C");
+    let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None);
+    offer(&ob, id, &quote(&i, 1, &ep()));
+    assert!(ob.push_control(Frame::from("{\"type\":\"pong\"}")));
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got[0]["type"], "pong");
+    assert_eq!(got[1]["type"], "quote");
+}
+
+#[test]
+fn busy_trade_topic_does_not_starve_others() {
+    let ob = Outbox::new(OutboxConfig {
+        trade_batch: 4,
+        ..OutboxConfig::default()
+    });
+    let busy = inst("BUSY");
+    let calm = inst("CALM");
+    let b = ob.open(
+        Topic::new(busy.clone(), Channel::Trade),
+        Duration::ZERO,
+        None,
+    );
+    let c = ob.open(
+        Topic::new(calm.clone(), Channel::Quote),
+        Duration::ZERO,
+        None,
+    );
+    for seq in 1..=100 {
+        offer(&ob, b, &trade(&busy, seq, &ep()));
+    }
+    offer(&ob, c, &quote(&calm, 1, &ep()));
+    let mut first = Vec::new();
+    ob.drain(Instant::now(), &mut first);
+    let types: Vec<String> = first
+        .iter()
+        .map(|f| json(f)["type"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        vec!["trade", "trade", "trade", "trade", "quote"],
+        "one batch per topic per pass"
+    );
+}
+
+#[test]
+fn throttle_sends_at_most_once_per_interval_and_newest_wins() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("THR");
+    let id = ob.open(
+        Topic::new(i.clone(), Channel::Quote),
+        Duration::from_millis(250),
+        None,
+    );
+    let t0 = Instant::now();
+    offer(&ob, id, &quote(&i, 1, &ep()));
+    let mut out = Vec::new();
+    ob.drain(t0, &mut out);
+    assert_eq!(out.len(), 1);
+    for seq in 2..=50 {
+        offer(&ob, id, &quote(&i, seq, &ep()));
+    }
+    out.clear();
+    let d = ob.drain(t0 + Duration::from_millis(100), &mut out);
+    assert!(out.is_empty(), "throttled");
+    assert_eq!(d.next_timer, Some(t0 + Duration::from_millis(250)));
+    ob.drain(t0 + Duration::from_millis(250), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(json(&out[0])["seq"], 50);
+}
+
+#[test]
+fn removed_slot_sends_nothing_and_stale_ids_are_ignored() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("RM");
+    let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None);
+    offer(&ob, id, &quote(&i, 1, &ep()));
+    ob.remove(id);
+    assert_eq!(ob.depth(), 0);
+    let id2 = ob.open(
+        Topic::new(inst("OTHER"), Channel::Quote),
+        Duration::ZERO,
+        None,
+    );
+    offer(&ob, id, &quote(&i, 2, &ep()));
+    assert!(
+        drain_all(&ob, Instant::now()).is_empty(),
+        "old id does not reach the new slot"
+    );
+    offer(&ob, id2, &quote(&inst("OTHER"), 1, &ep()));
+    assert_eq!(drain_all(&ob, Instant::now()).len(), 1);
+}
+
+#[test]
+fn replay_merges_history_and_live_without_duplicate_or_hole() {
+    let ob = Outbox::new(OutboxConfig {
+        trade_queue_len: 8,
+        ..OutboxConfig::default()
+    });
+    let i = inst("RP");
+    let id = ob.open(
+        Topic::new(i.clone(), Channel::Trade),
+        Duration::ZERO,
+        Some(5),
+    );
+    // Live trades arrive while history is fetched; history overlaps them.
+    for seq in 18..=22 {
+        offer(&ob, id, &trade(&i, seq, &ep()));
+    }
+    assert!(
+        drain_all(&ob, Instant::now()).is_empty(),
+        "held during replay"
+    );
+    let history: Vec<Update> = (3..=20).map(|s| trade(&i, s, &ep())).collect();
+    ob.finish_replay(id, 5, &history);
+    offer(&ob, id, &trade(&i, 23, &ep()));
+    let seqs: Vec<u64> = drain_all(&ob, Instant::now())
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("trade"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (5..=23).collect::<Vec<_>>(),
+        "longer than the queue, yet nothing dropped"
+    );
+}
+
+#[test]
+fn replay_outside_history_gives_a_gap() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("RG");
+    let id = ob.open(
+        Topic::new(i.clone(), Channel::Trade),
+        Duration::ZERO,
+        Some(1),
+    );
+    let history: Vec<Update> = (50..=52).map(|s| trade(&i, s, &ep())).collect();
+    ob.finish_replay(id, 1, &history);
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got[0]["type"], "gap");
+    assert_eq!(
+        (got[0]["from_seq"].as_u64(), got[0]["to_seq"].as_u64()),
+        (Some(1), Some(49))
+    );
+    assert_eq!(got[0]["reason"], "history_expired");
+    assert_eq!(got.len(), 4);
+}
+
+#[test]
+fn control_overflow_closes_as_slow_consumer() {
+    let ob = Outbox::new(OutboxConfig {
+        control_queue_len: 2,
+        ..OutboxConfig::default()
+    });
+    assert!(ob.push_control(Frame::from("{}")));
+    assert!(ob.push_control(Frame::from("{}")));
+    assert!(!ob.push_control(Frame::from("{}")));
+    assert_eq!(ob.closed(), Some(CloseReason::SlowConsumer));
+}
+
+#[test]
+fn upstream_hole_is_announced() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("UP");
+    let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None);
+    ob.set_position(id, 10, &ep());
+    offer(&ob, id, &trade(&i, 11, &ep()));
+    offer(&ob, id, &trade(&i, 15, &ep()));
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got[1]["type"], "gap");
+    assert_eq!(
+        (got[1]["from_seq"].as_u64(), got[1]["to_seq"].as_u64()),
+        (Some(12), Some(14))
+    );
+    assert_eq!(got[1]["reason"], "upstream_loss");
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Quote(u8),
+    Trade(u8),
+    Drain,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..3).prop_map(Op::Quote),
+        3 => (0u8..2).prop_map(Op::Trade),
+        1 => Just(Op::Drain),
+    ]
+}
+
+proptest! {
+    /// Whatever the interleaving of offers and drains: the depth stays
+    /// bounded, the last value sent per quote topic is the newest offered,
+    /// and every trade seq is either delivered exactly once, in order, or
+    /// covered by exactly one gap.
+    #[test]
+    fn outbox_invariants(ops in proptest::collection::vec(op(), 1..400), qlen in 1usize..16) {
+        let ob = Outbox::new(OutboxConfig { trade_queue_len: qlen, trade_batch: 3, ..OutboxConfig::default() });
+        let quotes: Vec<(Instrument, SlotId)> = (0..3).map(|k| { let i = inst(&format!("PQ{k}")); let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None); (i, id) }).collect();
+        let trades: Vec<(Instrument, SlotId)> = (0..2).map(|k| { let i = inst(&format!("PT{k}")); let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None); (i, id) }).collect();
+        let mut qseq = [0u64; 3];
+        let mut tseq = [0u64; 2];
+        let mut delivered_q: [u64; 3] = [0; 3];
+        let mut covered: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let now = Instant::now();
+        let apply = |out: Vec<Frame>, delivered_q: &mut [u64; 3], covered: &mut [Vec<u64>; 2]| {
+            for f in out {
+                let v = json(&f);
+                let sym = v["symbol"].as_str().unwrap_or("").to_owned();
+                match v["type"].as_str() {
+                    Some("quote") => {
+                        let k = quotes.iter().position(|(i, _)| i.as_str() == sym).expect("known");
+                        let s = v["seq"].as_u64().expect("seq");
+                        assert!(s > delivered_q[k], "quote seq rises");
+                        delivered_q[k] = s;
+                    }
+                    Some("trade") => {
+                        let k = trades.iter().position(|(i, _)| i.as_str() == sym).expect("known");
+                        covered[k].push(v["seq"].as_u64().expect("seq"));
+                    }
+                    Some("gap") => {
+                        let k = trades.iter().position(|(i, _)| i.as_str() == sym).expect("known");
+                        let (a, b) = (v["from_seq"].as_u64().expect("from"), v["to_seq"].as_u64().expect("to"));
+                        covered[k].extend(a..=b);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        for op in ops {
+            match op {
+                Op::Quote(k) => { let k = k as usize; qseq[k] += 1; offer(&ob, quotes[k].1, &quote(&quotes[k].0, qseq[k], &ep())); }
+                Op::Trade(k) => { let k = k as usize; tseq[k] += 1; offer(&ob, trades[k].1, &trade(&trades[k].0, tseq[k], &ep())); }
+                Op::Drain => { let mut out = Vec::new(); ob.drain(now, &mut out); apply(out, &mut delivered_q, &mut covered); }
+            }
+            prop_assert!(ob.depth() <= 3 + 2 * qlen + 2);
+        }
+        loop {
+            let mut out = Vec::new();
+            ob.drain(now, &mut out);
+            if out.is_empty() { break; }
+            apply(out, &mut delivered_q, &mut covered);
+        }
+        for k in 0..3 {
+            prop_assert_eq!(delivered_q[k], qseq[k], "newest quote delivered last");
+        }
+        for k in 0..2 {
+            prop_assert_eq!(&covered[k], &(1..=tseq[k]).collect::<Vec<_>>(), "each trade delivered or in a gap, once, in order");
+        }
+        prop_assert_eq!(ob.depth(), 0);
+    }
+}
