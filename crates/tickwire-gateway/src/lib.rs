@@ -2,4 +2,16 @@
 //! and fans out to per-connection outboxes, client sessions speaking the v1
 //! protocol over WebSocket, and the HTTP endpoints on the same port.
 
+mod config;
+mod error;
+mod http;
+pub mod hub;
+pub mod metrics;
 pub mod outbox;
+mod server;
+mod session;
+
+pub use config::GatewayConfig;
+pub use error::{Error, Result};
+pub use metrics::install_metrics;
+pub use server::Gateway;

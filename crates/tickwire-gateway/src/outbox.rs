@@ -53,13 +53,44 @@ pub struct SlotId {
     generation: u32,
 }
 
-/// Why an outbox stopped accepting data.
+/// Why an outbox stopped accepting data; the writer closes the socket
+/// with the matching close code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CloseReason {
-    /// The control queue overflowed: the client reads nothing.
+    /// The client reads nothing (4008).
     SlowConsumer,
-    /// The session ended (client left, or the server closes it).
+    /// A client message exceeded the size limit (1009).
+    MessageTooBig,
+    /// The client kept sending past its request rate (4029).
+    RateLimited,
+    /// The server is shutting down (1001).
+    GoingAway,
+    /// The client left; nothing more to say.
     Ended,
+}
+
+impl CloseReason {
+    /// The WebSocket close code and reason text, if a close frame is due.
+    pub fn close_frame(self) -> Option<(u16, &'static str)> {
+        match self {
+            CloseReason::SlowConsumer => Some((4008, "slow consumer")),
+            CloseReason::MessageTooBig => Some((1009, "message too big")),
+            CloseReason::RateLimited => Some((4029, "rate limited")),
+            CloseReason::GoingAway => Some((1001, "going away")),
+            CloseReason::Ended => None,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::MessageTooBig => "message_too_big",
+            CloseReason::RateLimited => "rate_limited",
+            CloseReason::GoingAway => "going_away",
+            CloseReason::Ended => "client_left",
+        }
+    }
 }
 
 /// Counters an outbox accumulates between two looks by its writer, so the

@@ -1,0 +1,79 @@
+//! Gateway settings, with their defaults and trade-offs.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::outbox::OutboxConfig;
+
+/// Everything a gateway can be told. Every field has a default, so an empty
+/// `[gateway]` table (or none) is a working configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Subscriptions one connection may hold. Default 1024.
+    pub max_subscriptions: usize,
+    /// Requests per second per connection, and the burst allowed. Default 20.
+    pub max_requests_per_sec: u32,
+    /// Largest client message or frame; larger closes with 1009. Default 1 MiB.
+    pub max_message_bytes: usize,
+    /// Idle time after which the server pings the client, announced in
+    /// `hello`. Default 15 000 ms.
+    pub heartbeat_ms: u64,
+    /// A client whose socket takes no bytes for this long is closed with
+    /// 4008. Default 30 000 ms: long enough for a paused tab, short enough
+    /// to free a stuck connection's memory.
+    pub slow_consumer_timeout_ms: u64,
+    /// How long a closing connection may take to flush its close frame.
+    /// Default 5 000 ms.
+    pub close_grace_ms: u64,
+    /// Trades queued per trade subscription before the oldest are dropped
+    /// with a `gap`. Default 4096.
+    pub trade_queue_len: usize,
+    /// Control replies queued per connection before it counts as a slow
+    /// consumer. Default 1024.
+    pub control_queue_len: usize,
+    /// Largest batched frame for `?batch=1` clients. Default 64 KiB.
+    pub max_batch_bytes: usize,
+    /// How long shutdown waits for connections to close. Default 10 000 ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: 1024,
+            max_requests_per_sec: 20,
+            max_message_bytes: 1 << 20,
+            heartbeat_ms: 15_000,
+            slow_consumer_timeout_ms: 30_000,
+            close_grace_ms: 5_000,
+            trade_queue_len: 4096,
+            control_queue_len: 1024,
+            max_batch_bytes: 64 << 10,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub(crate) fn outbox(&self) -> OutboxConfig {
+        OutboxConfig {
+            trade_queue_len: self.trade_queue_len,
+            control_queue_len: self.control_queue_len,
+            ..OutboxConfig::default()
+        }
+    }
+
+    pub(crate) fn slow_consumer_timeout(&self) -> Duration {
+        Duration::from_millis(self.slow_consumer_timeout_ms)
+    }
+
+    pub(crate) fn close_grace(&self) -> Duration {
+        Duration::from_millis(self.close_grace_ms)
+    }
+
+    pub(crate) fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+}

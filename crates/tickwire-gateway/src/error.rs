@@ -1,0 +1,15 @@
+//! The gateway's error type.
+
+/// What can stop a gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listening socket failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bus failed in a way the gateway cannot ride out.
+    #[error("bus: {0}")]
+    Bus(#[from] tickwire_bus::Error),
+}
+
+/// Result with the gateway [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,283 @@
+//! HTTP on the gateway's port: the WebSocket upgrade at `/v1/ws`, health
+//! and readiness, Prometheus metrics, the symbol list, REST snapshots and
+//! the web page at `/`.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tickwire_model::protocol::{self, ErrorCode};
+use tickwire_model::wire::JsonWriter;
+use tickwire_model::{Channel, Instrument, Topic};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::session::{self, ConnOptions, SessionContext};
+
+/// The page served at `/`.
+const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
+
+type Body = Full<Bytes>;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Routes one HTTP request.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<SessionContext>,
+    tracker: TaskTracker,
+) -> Result<Response<Body>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only GET is served",
+        ));
+    }
+    let path = req.uri().path().to_owned();
+    let response = match path.as_str() {
+        "/v1/ws" => upgrade(req, ctx, tracker),
+        "/healthz" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
+        "/readyz" => {
+            if ctx.shutdown.is_cancelled() {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from_static(b"{\"status\":\"draining\"}"),
+                )
+            } else if ctx.hub.any_live().await {
+                json(
+                    StatusCode::OK,
+                    Bytes::from_static(b"{\"status\":\"ready\"}"),
+                )
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from_static(
+                        b"{\"status\":\"not_ready\",\"reason\":\"no feed is live\"}",
+                    ),
+                )
+            }
+        }
+        "/metrics" => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(crate::metrics::render())))
+            .unwrap_or_default(),
+        "/v1/symbols" => {
+            let catalogue = ctx.hub.catalogue().await;
+            json(
+                StatusCode::OK,
+                protocol::symbols(None, catalogue.iter().map(|(i, c)| (i, c.as_slice()))),
+            )
+        }
+        "/" | "/index.html" => Response::builder()
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(Full::new(Bytes::from_static(INDEX_HTML.as_bytes())))
+            .unwrap_or_default(),
+        p if p.starts_with("/v1/snapshot/") => snapshot(&p["/v1/snapshot/".len()..], &ctx).await,
+        _ => json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+    };
+    Ok(response)
+}
+
+async fn snapshot(rest: &str, ctx: &SessionContext) -> Response<Body> {
+    let Some((channel, symbol)) = rest.split_once('/') else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "expected /v1/snapshot/{channel}/{symbol}",
+        );
+    };
+    let Ok(channel) = channel.parse::<Channel>() else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownChannel.as_str(),
+            "unknown channel",
+        );
+    };
+    let served = match Instrument::parse(symbol) {
+        Ok(i)
+            if ctx
+                .hub
+                .catalogue()
+                .await
+                .get(&i)
+                .is_some_and(|c| c.contains(&channel)) =>
+        {
+            i
+        }
+        _ => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UnknownSymbol.as_str(),
+                "symbol not served on this channel",
+            );
+        }
+    };
+    match ctx.hub.last(&Topic::new(served, channel)).await {
+        Some(update) => json(StatusCode::OK, update.bytes().clone()),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no value yet for this topic",
+        ),
+    }
+}
+
+fn upgrade(
+    req: Request<Incoming>,
+    ctx: Arc<SessionContext>,
+    tracker: TaskTracker,
+) -> Response<Body> {
+    let headers = req.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "this endpoint speaks WebSocket only",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Response::builder()
+            .status(StatusCode::UPGRADE_REQUIRED)
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "missing Sec-WebSocket-Key",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let batch = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "batch=1" || kv == "batch=true"));
+    let max = ctx.config.max_message_bytes;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    tracker.spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let progress = Arc::new(AtomicU64::new(0));
+                let io = Progress {
+                    inner: TokioIo::new(upgraded),
+                    written: progress.clone(),
+                };
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+                session::run(ws, ctx, id, ConnOptions { batch }, progress).await;
+            }
+            Err(e) => debug!(error = %e, "upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_default()
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(body))
+        .unwrap_or_default()
+}
+
+/// `{"type":"error","code":..,"message":..}` with an HTTP status.
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let mut w = JsonWriter::with_capacity(96);
+    w.raw("{\"type\":\"error\",")
+        .key("code")
+        .string(code)
+        .raw(",")
+        .key("message")
+        .string(message)
+        .raw("}");
+    json(status, w.finish())
+}
+
+/// Counts bytes the socket accepted, so the writer can tell a slow client
+/// (some progress) from a stuck one (none).
+struct Progress<T> {
+    inner: T,
+    written: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Progress<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Progress<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

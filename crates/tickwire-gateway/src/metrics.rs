@@ -1,0 +1,174 @@
+//! The gateway's metrics: every name, its description, and the
+//! pre-resolved handles the hot path increments (no label lookups per update).
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tickwire_model::Channel;
+
+/// Open client connections.
+pub const CONNECTIONS: &str = "tickwire_gateway_connections";
+/// Connections closed, by reason.
+pub const CONNECTIONS_CLOSED: &str = "tickwire_gateway_connections_closed_total";
+/// Active subscriptions over all connections.
+pub const SUBSCRIPTIONS: &str = "tickwire_gateway_subscriptions";
+/// Topics this gateway is subscribed to on the bus.
+pub const BUS_TOPICS: &str = "tickwire_gateway_bus_topics";
+/// Updates received from the bus, by channel.
+pub const UPDATES_IN: &str = "tickwire_gateway_updates_in_total";
+/// Updates offered to client outboxes, by channel.
+pub const UPDATES_OUT: &str = "tickwire_gateway_updates_out_total";
+/// Frames written to sockets.
+pub const FRAMES_WRITTEN: &str = "tickwire_gateway_frames_written_total";
+/// Unsent values replaced by newer ones.
+pub const CONFLATED: &str = "tickwire_gateway_conflated_total";
+/// `gap` notices sent.
+pub const GAPS: &str = "tickwire_gateway_gaps_total";
+/// Trades dropped from full client queues.
+pub const TRADES_DROPPED: &str = "tickwire_gateway_trades_dropped_total";
+/// Bus subscription lag events (updates skipped before the hub saw them).
+pub const BUS_LAGGED: &str = "tickwire_gateway_bus_lagged_total";
+/// Frames held in outboxes, sampled per writer pass.
+pub const OUTBOX_DEPTH: &str = "tickwire_gateway_outbox_depth";
+/// Connections closed as slow consumers.
+pub const SLOW_CONSUMER_CLOSES: &str = "tickwire_gateway_slow_consumer_closes_total";
+/// Client requests, by op.
+pub const REQUESTS: &str = "tickwire_gateway_requests_total";
+/// Error replies, by code.
+pub const ERRORS: &str = "tickwire_gateway_errors_total";
+/// Ingest receive to gateway receive, seconds.
+pub const INGEST_TO_GATEWAY: &str = "tickwire_gateway_ingest_to_gateway_seconds";
+/// First ready frame to its socket flush, seconds.
+pub const GATEWAY_TO_SOCKET: &str = "tickwire_gateway_socket_write_seconds";
+
+/// Latency buckets from 10 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls
+/// return the same handle). `None` if another recorder was installed first.
+pub fn install_metrics() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// The Prometheus text of every metric, if this process installed ours.
+pub(crate) fn render() -> String {
+    HANDLE
+        .get()
+        .and_then(Option::as_ref)
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter as c, describe_gauge as g, describe_histogram as h};
+    g!(CONNECTIONS, "Open client WebSocket connections");
+    c!(CONNECTIONS_CLOSED, "Client connections closed, by reason");
+    g!(SUBSCRIPTIONS, "Active client subscriptions");
+    g!(
+        BUS_TOPICS,
+        "Topics this gateway is subscribed to on the bus"
+    );
+    c!(UPDATES_IN, "Updates received from the bus, by channel");
+    c!(
+        UPDATES_OUT,
+        "Updates offered to client outboxes, by channel"
+    );
+    c!(FRAMES_WRITTEN, "Frames written to client sockets");
+    c!(
+        CONFLATED,
+        "Unsent values replaced by a newer one (conflation)"
+    );
+    c!(GAPS, "gap notices sent to clients");
+    c!(
+        TRADES_DROPPED,
+        "Trades dropped from full client queues, each covered by a gap"
+    );
+    c!(
+        BUS_LAGGED,
+        "Updates the hub missed because it lagged behind the bus"
+    );
+    h!(
+        OUTBOX_DEPTH,
+        "Frames held in a connection's outbox, sampled per writer pass"
+    );
+    c!(
+        SLOW_CONSUMER_CLOSES,
+        "Connections closed because the client did not read"
+    );
+    c!(REQUESTS, "Client requests, by op");
+    c!(ERRORS, "Error replies sent, by code");
+    h!(
+        INGEST_TO_GATEWAY,
+        Unit::Seconds,
+        "Latency from ingest receive (rx) to gateway receive"
+    );
+    h!(
+        GATEWAY_TO_SOCKET,
+        Unit::Seconds,
+        "Latency from a frame becoming ready to its socket flush"
+    );
+}
+
+/// Handles the hub's fan-out uses, one per channel.
+pub(crate) struct HubMetrics {
+    pub(crate) updates_in: [Counter; 4],
+    pub(crate) updates_out: [Counter; 4],
+    pub(crate) ingest_to_gateway: Histogram,
+    pub(crate) lagged: Counter,
+    pub(crate) bus_topics: Gauge,
+    pub(crate) subscriptions: Gauge,
+}
+
+impl HubMetrics {
+    pub(crate) fn new() -> Self {
+        let per_channel = |name: &'static str| {
+            Channel::ALL.map(|c| metrics::counter!(name, "channel" => c.as_str()))
+        };
+        Self {
+            updates_in: per_channel(UPDATES_IN),
+            updates_out: per_channel(UPDATES_OUT),
+            ingest_to_gateway: metrics::histogram!(INGEST_TO_GATEWAY),
+            lagged: metrics::counter!(BUS_LAGGED),
+            bus_topics: metrics::gauge!(BUS_TOPICS),
+            subscriptions: metrics::gauge!(SUBSCRIPTIONS),
+        }
+    }
+}
+
+/// Handles a connection's writer uses.
+pub(crate) struct WriterMetrics {
+    pub(crate) frames: Counter,
+    pub(crate) conflated: Counter,
+    pub(crate) gaps: Counter,
+    pub(crate) trades_dropped: Counter,
+    pub(crate) depth: Histogram,
+    pub(crate) write_latency: Histogram,
+}
+
+impl WriterMetrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            frames: metrics::counter!(FRAMES_WRITTEN),
+            conflated: metrics::counter!(CONFLATED),
+            gaps: metrics::counter!(GAPS),
+            trades_dropped: metrics::counter!(TRADES_DROPPED),
+            depth: metrics::histogram!(OUTBOX_DEPTH),
+            write_latency: metrics::histogram!(GATEWAY_TO_SOCKET),
+        }
+    }
+}
