@@ -1,1 +1,24 @@
-//! placeholder
+//! tickwire ingest: turns markets into sequenced updates on the bus.
+//!
+//! Today that is the synthetic market ([`SyntheticMarket`], a pure seeded
+//! generator) played by an async runner ([`run_synthetic`], [`spawn_feeds`],
+//! [`spawn_demo`]) that stamps each event with its topic's `seq` under one
+//! epoch ([`Sequencer`]) and publishes it. Which markets to play comes from a
+//! feeds file ([`FeedsConfig`]); the demo one is embedded ([`DEMO_FEEDS`]).
+//!
+//! Pure core, thin shell: generation and sequencing are synchronous and take
+//! time as an argument; only the runner reads the clock.
+
+mod config;
+mod error;
+pub mod metrics;
+mod rng;
+mod runner;
+mod synthetic;
+
+pub use config::{DEMO_FEEDS, FeedsConfig};
+pub use error::{Error, Result};
+pub use runner::{Sequencer, run_synthetic, spawn_demo, spawn_feeds};
+pub use synthetic::{
+    ChannelMix, DEFAULT_RATE_PER_INSTRUMENT, SyntheticConfig, SyntheticInstrument, SyntheticMarket,
+};
