@@ -205,6 +205,8 @@ impl Hub {
     /// Subscribes `sub` to `topic`, starting as asked. The snapshot (or the
     /// position a live start continues from) is taken under the same lock
     /// as the fan-out, so no update is repeated or skipped at the seam.
+    /// The slot stays held: the caller releases it (or calls
+    /// [`replay`](Self::replay)) once the client's ack is queued.
     pub async fn subscribe(self: &Arc<Self>, topic: &Topic, sub: Subscriber, start: Start) {
         loop {
             let entry = self.entry(topic);
@@ -236,20 +238,27 @@ impl Hub {
             self.metrics.subscriptions.increment(1.0);
             break;
         }
-        if let Start::FromSeq(from) = start {
-            let history = match self.bus.history(topic, from).await {
-                Ok(h) => h,
-                Err(e) => {
-                    warn!(%topic, error = %e, "history unavailable for from_seq");
-                    Vec::new()
-                }
-            };
-            sub.outbox.finish_replay(sub.slot, from, &history);
-        }
-        let status = lock(&self.statuses).get(&topic.instrument).cloned();
-        if let Some(s) = status.filter(|s| s.state == FeedState::Stale) {
-            push_status(&sub.outbox, &s);
-        }
+    }
+
+    /// Completes a `from_seq` start: history from the bus, merged with the
+    /// live trades the slot held meanwhile, then live.
+    pub async fn replay(&self, topic: &Topic, outbox: &Outbox, slot: SlotId, from_seq: u64) {
+        let history = match self.bus.history(topic, from_seq).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(%topic, error = %e, "history unavailable for from_seq");
+                Vec::new()
+            }
+        };
+        outbox.finish_replay(slot, from_seq, &history);
+    }
+
+    /// The status notice for an instrument whose feed is stale right now.
+    pub fn stale_notice(&self, instrument: &Instrument) -> Option<Status> {
+        lock(&self.statuses)
+            .get(instrument)
+            .filter(|s| s.state == FeedState::Stale)
+            .cloned()
     }
 
     /// Removes a subscriber; the last one out ends the bus subscription.
@@ -358,7 +367,8 @@ impl Hub {
     }
 }
 
-fn push_status(outbox: &Outbox, status: &Status) {
+/// Queues a status notice as a control frame.
+pub fn push_status(outbox: &Outbox, status: &Status) {
     let bytes = protocol::status(&status.instrument, status.state, &status.reason);
     if let Ok(frame) = Frame::try_from(bytes) {
         outbox.push_control(frame);

@@ -143,7 +143,11 @@ struct Slot {
     position: u64,
     epoch: Option<Epoch>,
     throttle: Duration,
-    next_send: Option<Instant>,
+    /// When this slot last went out; with `throttle`, when it may again.
+    last_sent: Option<Instant>,
+    /// Set until the subscription's ack is queued: values wait, so the
+    /// client never sees data of a topic before its `subscribed`.
+    held: bool,
     /// Set while `from_seq` history is being fetched: live trades wait here.
     replaying: bool,
     /// Trade queue bound: the configured length, or more right after a replay.
@@ -202,9 +206,10 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens a slot for a topic. With `replay`, live trades are held until
-    /// [`finish_replay`](Self::finish_replay) merges them after history,
-    /// and the slot starts just before `from_seq`.
+    /// Opens a slot for a topic, holding its values until
+    /// [`release`](Self::release). With `replay_from`, live trades are held
+    /// until [`finish_replay`](Self::finish_replay) merges them after
+    /// history, and the slot starts just before `from_seq`.
     pub fn open(&self, topic: Topic, throttle: Duration, replay_from: Option<u64>) -> SlotId {
         let mut st = self.lock();
         st.generation = st.generation.wrapping_add(1);
@@ -219,7 +224,8 @@ impl Outbox {
             position: replay_from.map_or(0, |f| f.saturating_sub(1)),
             epoch: None,
             throttle,
-            next_send: None,
+            last_sent: None,
+            held: true,
             replaying: replay_from.is_some(),
             cap: 0,
         };
@@ -236,10 +242,36 @@ impl Outbox {
         SlotId { index, generation }
     }
 
-    /// Changes a slot's throttle (a repeated subscribe updates options).
+    /// Changes a slot's throttle (a repeated subscribe updates options). A
+    /// value held back by the old, longer throttle is reconsidered at once.
     pub fn set_throttle(&self, id: SlotId, throttle: Duration) {
-        if let Some(slot) = self.lock().slot_mut(id) {
-            slot.throttle = throttle;
+        let mut st = self.lock();
+        let Some(slot) = st.slot_mut(id) else { return };
+        slot.throttle = throttle;
+        if slot.mark == Mark::Waiting {
+            // The drain re-parks it with a new timer if it must still wait;
+            // the old timer entry then finds it ready and is ignored.
+            slot.mark = Mark::Ready;
+            st.ready.push_back(id.index);
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Lets a new slot's values out: called once the subscription's ack is
+    /// queued, so data of a topic never precedes its `subscribed`.
+    pub fn release(&self, id: SlotId) {
+        let mut st = self.lock();
+        let Some(slot) = st.slot_mut(id) else { return };
+        if slot.replaying || !slot.held {
+            return;
+        }
+        slot.held = false;
+        if slot.has_data() && slot.mark == Mark::Idle {
+            slot.mark = Mark::Ready;
+            st.ready.push_back(id.index);
+            drop(st);
+            self.wake.notify_one();
         }
     }
 
@@ -320,7 +352,7 @@ impl Outbox {
         }
         slot.position = seq;
         st.depth = st.depth + slot.queued() - before;
-        if !slot.replaying && slot.mark == Mark::Idle {
+        if !slot.held && slot.mark == Mark::Idle {
             slot.mark = Mark::Ready;
             let was_empty = st.ready.is_empty() && st.control.is_empty();
             st.ready.push_back(id.index);
@@ -381,6 +413,7 @@ impl Outbox {
         slot.cap = slot.items.len() + trade_cap;
         slot.position = slot.position.max(next - 1);
         slot.replaying = false;
+        slot.held = false;
         st.depth = st.depth + slot.queued() - before;
         if slot.has_data() && slot.mark == Mark::Idle {
             slot.mark = Mark::Ready;
@@ -470,7 +503,11 @@ impl Outbox {
             let Some(Some(slot)) = st.slots.get_mut(index as usize) else {
                 continue;
             };
-            if let Some(at) = slot.next_send.filter(|at| *at > now) {
+            if let Some(at) = slot
+                .last_sent
+                .map(|t| t + slot.throttle)
+                .filter(|at| *at > now)
+            {
                 slot.mark = Mark::Waiting;
                 st.timers.push(Reverse((at, index, slot.generation)));
                 continue;
@@ -506,9 +543,7 @@ impl Outbox {
             }
             st.depth -= before - slot.queued();
             slot.cap = slot.cap.min(slot.items.len());
-            if !slot.throttle.is_zero() {
-                slot.next_send = Some(now + slot.throttle);
-            }
+            slot.last_sent = Some(now);
             if slot.has_data() {
                 st.ready.push_back(index);
             } else {

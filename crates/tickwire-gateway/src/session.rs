@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::GatewayConfig;
-use crate::hub::{Hub, Start, Subscriber, now_us};
+use crate::hub::{Hub, Start, Subscriber, now_us, push_status};
 use crate::metrics::{self as m, WriterMetrics};
 use crate::outbox::{CloseReason, Frame, Outbox, SlotId};
 
@@ -181,17 +181,26 @@ fn push(outbox: &Outbox, bytes: bytes::Bytes) {
 }
 
 impl Session {
-    async fn on_request(&mut self, text: &[u8]) {
-        if !self.bucket.take(Instant::now()) {
-            self.refused += 1;
-            if self.refused > 2 * self.ctx.config.max_requests_per_sec.max(1) {
-                self.outbox.close(CloseReason::RateLimited);
-                return;
-            }
+    /// Takes a token for one client message; a refused one gets
+    /// `rate_limited`, and sustained abuse closes the connection with 4029.
+    fn admit(&mut self) -> bool {
+        if self.bucket.take(Instant::now()) {
+            self.refused = 0;
+            return true;
+        }
+        self.refused += 1;
+        if self.refused > 2 * self.ctx.config.max_requests_per_sec.max(1) {
+            self.outbox.close(CloseReason::RateLimited);
+        } else {
             self.reply_error(None, ErrorCode::RateLimited, "too many requests; slow down");
+        }
+        false
+    }
+
+    async fn on_request(&mut self, text: &[u8]) {
+        if !self.admit() {
             return;
         }
-        self.refused = 0;
         let request = match protocol::parse_request(text) {
             Ok(r) => r,
             Err(e) => {
@@ -257,14 +266,8 @@ impl Session {
             self.reply_error(req.id.as_ref(), ErrorCode::TooManySubscriptions, &message);
             return;
         }
-        push(
-            &self.outbox,
-            protocol::subscribed(req.id.as_ref(), req.channel, &found),
-        );
-        if !unknown.is_empty() {
-            self.unknown_symbols(req.id.as_ref(), req.channel, unknown);
-        }
-        for instrument in found {
+        let mut opened = Vec::new();
+        for instrument in &found {
             let topic = Topic::new(instrument.clone(), req.channel);
             if let Some(slot) = self.subs.get(&topic) {
                 self.outbox.set_throttle(*slot, throttle);
@@ -273,7 +276,7 @@ impl Session {
             let from_seq = req
                 .from_seq
                 .iter()
-                .find(|(i, _)| *i == instrument)
+                .find(|(i, _)| i == instrument)
                 .map(|(_, s)| *s);
             let start = match from_seq {
                 Some(seq) => Start::FromSeq(seq),
@@ -288,6 +291,25 @@ impl Session {
                 slot,
             };
             self.ctx.hub.subscribe(&topic, sub, start).await;
+            opened.push((topic, slot, from_seq));
+        }
+        // The ack goes out once every topic is registered, and before any
+        // of their data: the slots were held until now.
+        push(
+            &self.outbox,
+            protocol::subscribed(req.id.as_ref(), req.channel, &found),
+        );
+        if !unknown.is_empty() {
+            self.unknown_symbols(req.id.as_ref(), req.channel, unknown);
+        }
+        for (topic, slot, from_seq) in opened {
+            if let Some(status) = self.ctx.hub.stale_notice(&topic.instrument) {
+                push_status(&self.outbox, &status);
+            }
+            match from_seq {
+                Some(from) => self.ctx.hub.replay(&topic, &self.outbox, slot, from).await,
+                None => self.outbox.release(slot),
+            }
         }
     }
 

@@ -18,6 +18,12 @@ fn frame(u: &Update) -> Frame {
     Frame::try_from(u.bytes().clone()).expect("utf8")
 }
 
+fn open_released(ob: &Outbox, topic: Topic, throttle: Duration) -> SlotId {
+    let id = ob.open(topic, throttle, None);
+    ob.release(id);
+    id
+}
+
 fn offer(ob: &Outbox, id: SlotId, u: &Update) {
     ob.offer(id, u, &frame(u));
 }
@@ -43,10 +49,10 @@ fn conflation_keeps_newest_and_bounds_depth() {
     let ob = Outbox::new(OutboxConfig::default());
     let ids: Vec<SlotId> = (0..3)
         .map(|i| {
-            ob.open(
+            open_released(
+                &ob,
                 Topic::new(inst(&format!("Q{i}")), Channel::Quote),
                 Duration::ZERO,
-                None,
             )
         })
         .collect();
@@ -80,7 +86,7 @@ fn trade_overflow_gives_one_exact_gap_per_episode() {
         ..OutboxConfig::default()
     });
     let i = inst("T");
-    let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None);
+    let id = open_released(&ob, Topic::new(i.clone(), Channel::Trade), Duration::ZERO);
     for seq in 1..=25 {
         offer(&ob, id, &trade(&i, seq, &ep()));
     }
@@ -114,7 +120,7 @@ fn trade_overflow_gives_one_exact_gap_per_episode() {
 fn control_goes_before_data() {
     let ob = Outbox::new(OutboxConfig::default());
     let i = inst("C");
-    let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None);
+    let id = open_released(&ob, Topic::new(i.clone(), Channel::Quote), Duration::ZERO);
     offer(&ob, id, &quote(&i, 1, &ep()));
     assert!(ob.push_control(Frame::from("{\"type\":\"pong\"}")));
     let got = drain_all(&ob, Instant::now());
@@ -130,15 +136,15 @@ fn busy_trade_topic_does_not_starve_others() {
     });
     let busy = inst("BUSY");
     let calm = inst("CALM");
-    let b = ob.open(
+    let b = open_released(
+        &ob,
         Topic::new(busy.clone(), Channel::Trade),
         Duration::ZERO,
-        None,
     );
-    let c = ob.open(
+    let c = open_released(
+        &ob,
         Topic::new(calm.clone(), Channel::Quote),
         Duration::ZERO,
-        None,
     );
     for seq in 1..=100 {
         offer(&ob, b, &trade(&busy, seq, &ep()));
@@ -161,10 +167,10 @@ fn busy_trade_topic_does_not_starve_others() {
 fn throttle_sends_at_most_once_per_interval_and_newest_wins() {
     let ob = Outbox::new(OutboxConfig::default());
     let i = inst("THR");
-    let id = ob.open(
+    let id = open_released(
+        &ob,
         Topic::new(i.clone(), Channel::Quote),
         Duration::from_millis(250),
-        None,
     );
     let t0 = Instant::now();
     offer(&ob, id, &quote(&i, 1, &ep()));
@@ -187,14 +193,14 @@ fn throttle_sends_at_most_once_per_interval_and_newest_wins() {
 fn removed_slot_sends_nothing_and_stale_ids_are_ignored() {
     let ob = Outbox::new(OutboxConfig::default());
     let i = inst("RM");
-    let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None);
+    let id = open_released(&ob, Topic::new(i.clone(), Channel::Quote), Duration::ZERO);
     offer(&ob, id, &quote(&i, 1, &ep()));
     ob.remove(id);
     assert_eq!(ob.depth(), 0);
-    let id2 = ob.open(
+    let id2 = open_released(
+        &ob,
         Topic::new(inst("OTHER"), Channel::Quote),
         Duration::ZERO,
-        None,
     );
     offer(&ob, id, &quote(&i, 2, &ep()));
     assert!(
@@ -276,7 +282,7 @@ fn control_overflow_closes_as_slow_consumer() {
 fn upstream_hole_is_announced() {
     let ob = Outbox::new(OutboxConfig::default());
     let i = inst("UP");
-    let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None);
+    let id = open_released(&ob, Topic::new(i.clone(), Channel::Trade), Duration::ZERO);
     ob.set_position(id, 10, &ep());
     offer(&ob, id, &trade(&i, 11, &ep()));
     offer(&ob, id, &trade(&i, 15, &ep()));
@@ -287,6 +293,45 @@ fn upstream_hole_is_announced() {
         (Some(12), Some(14))
     );
     assert_eq!(got[1]["reason"], "upstream_loss");
+}
+
+#[test]
+fn held_slot_waits_for_release() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("HELD");
+    let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None);
+    offer(&ob, id, &quote(&i, 1, &ep()));
+    assert!(ob.push_control(Frame::from("{\"type\":\"subscribed\"}")));
+    let mut out = Vec::new();
+    ob.drain(Instant::now(), &mut out);
+    assert_eq!(out.len(), 1, "only the ack: the value is held");
+    ob.release(id);
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["seq"], 1);
+}
+
+#[test]
+fn lifting_a_throttle_releases_the_held_value() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("LIFT");
+    let id = open_released(
+        &ob,
+        Topic::new(i.clone(), Channel::Quote),
+        Duration::from_secs(60),
+    );
+    let t0 = Instant::now();
+    offer(&ob, id, &quote(&i, 1, &ep()));
+    let mut out = Vec::new();
+    ob.drain(t0, &mut out);
+    offer(&ob, id, &quote(&i, 2, &ep()));
+    out.clear();
+    ob.drain(t0 + Duration::from_millis(1), &mut out);
+    assert!(out.is_empty(), "held by the 60 s throttle");
+    ob.set_throttle(id, Duration::ZERO);
+    ob.drain(t0 + Duration::from_millis(2), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(json(&out[0])["seq"], 2);
 }
 
 #[derive(Clone, Debug)]
@@ -312,8 +357,8 @@ proptest! {
     #[test]
     fn outbox_invariants(ops in proptest::collection::vec(op(), 1..400), qlen in 1usize..16) {
         let ob = Outbox::new(OutboxConfig { trade_queue_len: qlen, trade_batch: 3, ..OutboxConfig::default() });
-        let quotes: Vec<(Instrument, SlotId)> = (0..3).map(|k| { let i = inst(&format!("PQ{k}")); let id = ob.open(Topic::new(i.clone(), Channel::Quote), Duration::ZERO, None); (i, id) }).collect();
-        let trades: Vec<(Instrument, SlotId)> = (0..2).map(|k| { let i = inst(&format!("PT{k}")); let id = ob.open(Topic::new(i.clone(), Channel::Trade), Duration::ZERO, None); (i, id) }).collect();
+        let quotes: Vec<(Instrument, SlotId)> = (0..3).map(|k| { let i = inst(&format!("PQ{k}")); let id = open_released(&ob, Topic::new(i.clone(), Channel::Quote), Duration::ZERO); (i, id) }).collect();
+        let trades: Vec<(Instrument, SlotId)> = (0..2).map(|k| { let i = inst(&format!("PT{k}")); let id = open_released(&ob, Topic::new(i.clone(), Channel::Trade), Duration::ZERO); (i, id) }).collect();
         let mut qseq = [0u64; 3];
         let mut tseq = [0u64; 2];
         let mut delivered_q: [u64; 3] = [0; 3];
