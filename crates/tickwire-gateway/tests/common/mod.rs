@@ -162,10 +162,11 @@ impl Client {
         self.ws.send(m).await.expect("send");
     }
 
-    /// The next text message as JSON.
+    /// The next text message as JSON; pings and pongs do not extend the wait.
     pub async fn recv(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("message in time")
                 .expect("open")
