@@ -1,0 +1,84 @@
+//! The command line: one subcommand per module, parsed with clap derive.
+
+mod run;
+mod sub;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// tickwire: live market data, normalized, over one WebSocket.
+///
+/// Logs go to stderr and are filtered with RUST_LOG (default `info`,
+/// e.g. RUST_LOG=debug or RUST_LOG=tickwire_gateway=debug).
+#[derive(Debug, Parser)]
+#[command(name = "tickwire", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+    Sub(sub::SubArgs),
+}
+
+/// Runs the chosen subcommand; its exit code, or an error for `main` to
+/// print.
+pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Sub(args) => sub::run(args).await,
+    }
+}
+
+/// Resolves on ctrl-c. If the handler cannot be installed it never
+/// resolves (and says so once): the command goes on as if no ctrl-c came.
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for ctrl-c");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the
+/// message before it already includes (many errors print their source).
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let message = cause.to_string();
+        if !previous.contains(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+        previous = message;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_help() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "`tickwire {}` needs an about line",
+                sub.get_name()
+            );
+        }
+    }
+}
