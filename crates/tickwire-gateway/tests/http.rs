@@ -4,13 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, SYMBOLS, Server, WAIT, http_get, inst};
+use common::{Client, SYMBOLS, Server, WAIT, http_get, http_request, inst};
 use serde_json::{Value, json};
 use tickwire_bus::{Bus, MemoryBusConfig, Status};
 use tickwire_gateway::GatewayConfig;
 use tickwire_model::protocol::FeedState;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const BTC: &str = "coinbase:BTC-USD";
 
@@ -34,29 +32,6 @@ fn assert_error_body(ctype: &str, body: &str, code: &str) {
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["code"], code, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-}
-
-/// A raw HTTP/1.1 request with any method: (status, body).
-async fn http_request(server: &Server, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(server.addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        server.addr
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .expect("in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,7 +244,7 @@ async fn unknown_path_is_404_json() {
 async fn post_is_405() {
     let server = Server::start(GatewayConfig::default()).await;
     for path in ["/healthz", "/v1/symbols", "/"] {
-        let (status, body) = http_request(&server, "POST", path).await;
+        let (status, _, body) = http_request(&server, "POST", path).await;
         assert_eq!(status, 405, "POST {path}: {body}");
         let v = parse(&body);
         assert_eq!(v["type"], "error", "{v}");

@@ -226,9 +226,15 @@ impl Client {
 
 /// A raw HTTP/1.1 GET: (status, content-type, body).
 pub async fn http_get(server: &Server, path: &str) -> (u16, String, String) {
+    http_request(server, "GET", path).await
+}
+
+/// A raw HTTP/1.1 request with any method and no body: (status,
+/// content-type, body).
+pub async fn http_request(server: &Server, method: &str, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(server.addr).await.expect("connect");
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         server.addr
     );
     s.write_all(req.as_bytes()).await.expect("write");
