@@ -75,6 +75,7 @@ async fn next_update(sub: &mut Subscription) -> Update {
     match next(sub).await {
         Received::Update(u) => u,
         Received::Lagged(n) => panic!("unexpected lag of {n}"),
+        Received::Resumed => panic!("unexpected resume without an outage"),
     }
 }
 
@@ -219,6 +220,7 @@ pub async fn lagging_subscriber_is_told(bus: &dyn Bus) {
     loop {
         match next(&mut slow).await {
             Received::Lagged(k) => lagged += k,
+            Received::Resumed => panic!("unexpected resume without an outage"),
             Received::Update(u) => {
                 seen += 1;
                 if u.seq() == n {
@@ -311,6 +313,12 @@ pub async fn catalogue(bus: &dyn Bus) {
     );
 }
 
+/// A bus that is up says so.
+pub async fn healthy_when_up(bus: &dyn Bus) {
+    let health = bus.health();
+    assert!(*health.borrow(), "a freshly started bus is reachable");
+}
+
 /// Generates one `#[tokio::test]` per conformance check for a bus factory:
 /// `bus_conformance_tests!(|| async { MyBus::new(..) });`
 #[macro_export]
@@ -318,7 +326,8 @@ macro_rules! bus_conformance_tests {
     ($factory:expr) => {
         $crate::bus_conformance_tests!(@cases $factory;
             last_value, ordered_delivery_per_topic, refuses_out_of_order, bounded_trade_history,
-            subscribe_then_last_has_no_hole, lagging_subscriber_is_told, statuses, catalogue);
+            subscribe_then_last_has_no_hole, lagging_subscriber_is_told, statuses, catalogue,
+            healthy_when_up);
     };
     (@cases $factory:expr; $($case:ident),*) => {
         $(

@@ -13,7 +13,7 @@ use std::pin::Pin;
 
 use tickwire_model::protocol::FeedState;
 use tickwire_model::{Channel, Instrument, Topic, Update};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 pub use error::{Error, Result};
 pub use memory::{MemoryBus, MemoryBusConfig};
@@ -50,24 +50,49 @@ pub enum Received {
     /// the next `Update` is newer than the ones it missed. The caller sees
     /// the hole as a jump in `seq`.
     Lagged(u64),
+    /// The bus came back after an outage and this subscription is live
+    /// again, but updates published meanwhile never arrive on it: the
+    /// subscriber catches up from `last` (and `history` for trades).
+    Resumed,
+}
+
+/// What a bus implementation sends down a topic's broadcast.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    /// An update of the topic.
+    Update(Update),
+    /// The bus reconnected; see [`Received::Resumed`].
+    Resumed,
 }
 
 /// A live subscription to one topic. Dropping it ends the interest.
 pub struct Subscription {
-    rx: broadcast::Receiver<Update>,
+    rx: broadcast::Receiver<Delivery>,
+    /// Dropped with the subscription: lets the bus notice lost interest.
+    _guard: Option<Box<dyn Send + Sync>>,
 }
 
 impl Subscription {
     /// Wraps the receiving end of a topic's broadcast.
-    pub fn new(rx: broadcast::Receiver<Update>) -> Self {
-        Self { rx }
+    pub fn new(rx: broadcast::Receiver<Delivery>) -> Self {
+        Self { rx, _guard: None }
+    }
+
+    /// Wraps a receiver with a guard the bus uses to end its own
+    /// subscription when the last local receiver is gone.
+    pub fn with_guard(rx: broadcast::Receiver<Delivery>, guard: Box<dyn Send + Sync>) -> Self {
+        Self {
+            rx,
+            _guard: Some(guard),
+        }
     }
 
     /// The next update, in publish order; `None` once the bus has closed
     /// this subscription (the subscriber should resubscribe).
     pub async fn recv(&mut self) -> Option<Received> {
         match self.rx.recv().await {
-            Ok(u) => Some(Received::Update(u)),
+            Ok(Delivery::Update(u)) => Some(Received::Update(u)),
+            Ok(Delivery::Resumed) => Some(Received::Resumed),
             Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Lagged(n)),
             Err(broadcast::error::RecvError::Closed) => None,
         }
@@ -154,4 +179,9 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The current status of every instrument that has one.
     fn current_statuses(&self) -> BoxFuture<'_, Result<Vec<Status>>>;
+
+    /// Whether the bus is reachable now, as a watch that changes when it
+    /// goes down or comes back. Subscriptions survive an outage: they
+    /// deliver [`Received::Resumed`] when the bus is back.
+    fn health(&self) -> watch::Receiver<bool>;
 }

@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use metrics::Counter;
 use tickwire_model::{Channel, Instrument, Topic, Update};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
-    BoxFuture, Bus, CatalogueEntry, Error, Result, Status, StatusSubscription, Subscription,
-    metrics as m,
+    BoxFuture, Bus, CatalogueEntry, Delivery, Error, Result, Status, StatusSubscription,
+    Subscription, metrics as m,
 };
 
 /// Settings of the memory bus.
@@ -38,7 +38,7 @@ struct TopicCell {
     /// Held only for memory operations, never across an await. Publishing
     /// sends under this lock so that `last`/`history` and delivery agree.
     state: Mutex<TopicState>,
-    tx: broadcast::Sender<Update>,
+    tx: broadcast::Sender<Delivery>,
 }
 
 #[derive(Default)]
@@ -54,6 +54,8 @@ pub struct MemoryBus {
     catalogue: Mutex<BTreeMap<Instrument, Vec<Channel>>>,
     statuses: Mutex<BTreeMap<Instrument, Status>>,
     status_tx: broadcast::Sender<Status>,
+    /// Always up: an in-process bus cannot be unreachable.
+    health: watch::Sender<bool>,
     published: [Counter; 4],
     out_of_order: Counter,
 }
@@ -69,6 +71,7 @@ impl MemoryBus {
             catalogue: Mutex::default(),
             statuses: Mutex::default(),
             status_tx,
+            health: watch::Sender::new(true),
             published: Channel::ALL.map(
                 |c| metrics::counter!(m::PUBLISHED, "bus" => "memory", "channel" => c.as_str()),
             ),
@@ -144,7 +147,7 @@ impl Bus for MemoryBus {
         }
         state.last = Some(update.clone());
         // No receivers is normal (nobody wants this topic yet).
-        let _no_receivers_is_fine = cell.tx.send(update);
+        let _no_receivers_is_fine = cell.tx.send(Delivery::Update(update));
         self.published[channel.index()].increment(1);
         Ok(())
     }
@@ -217,6 +220,10 @@ impl Bus for MemoryBus {
     fn current_statuses(&self) -> BoxFuture<'_, Result<Vec<Status>>> {
         let all = lock(&self.statuses).values().cloned().collect();
         Box::pin(async move { Ok(all) })
+    }
+
+    fn health(&self) -> watch::Receiver<bool> {
+        self.health.subscribe()
     }
 }
 

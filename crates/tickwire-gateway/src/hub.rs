@@ -12,7 +12,7 @@ use tickwire_model::protocol::{self, FeedState, SymbolSelector};
 use tickwire_model::{Channel, Instrument, Topic, Update};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::metrics::HubMetrics;
 use crate::outbox::{Frame, Outbox, SlotId};
@@ -41,6 +41,8 @@ pub struct Subscriber {
 
 /// How long a subscribe waits for the bus before registering without a snapshot.
 const INIT_WAIT: Duration = Duration::from_secs(5);
+/// Status reason while the bus is unreachable.
+const BUS_DOWN: &str = "bus_disconnected";
 /// How long a catalogue read from the bus is reused.
 const CATALOGUE_TTL: Duration = Duration::from_secs(1);
 
@@ -59,6 +61,9 @@ struct TopicState {
     subs: Vec<Subscriber>,
     last: Option<Update>,
     closed: bool,
+    /// Set when the bus came back from an outage: the next value of a
+    /// conflatable topic goes out flagged as a fresh snapshot.
+    resnapshot: bool,
 }
 
 type Catalogue = BTreeMap<Instrument, Vec<Channel>>;
@@ -97,6 +102,7 @@ impl Hub {
             shutdown,
         });
         tokio::spawn(watch_statuses(Arc::downgrade(&hub)));
+        tokio::spawn(watch_health(Arc::downgrade(&hub)));
         hub
     }
 
@@ -292,8 +298,11 @@ impl Hub {
         self.bus.last(topic).await.ok().flatten()
     }
 
-    /// Whether at least one instrument's feed is live.
+    /// Whether the bus is reachable and at least one instrument's feed is live.
     pub async fn any_live(&self) -> bool {
+        if !*self.bus.health().borrow() {
+            return false;
+        }
         match self.bus.current_statuses().await {
             Ok(all) => all.iter().any(|s| s.state == FeedState::Live),
             Err(_) => false,
@@ -324,22 +333,95 @@ impl Hub {
         self.metrics
             .ingest_to_gateway
             .record(now_us().saturating_sub(update.rx()) as f64 / 1e6);
-        // Converted (and UTF-8 checked) once per update, not per client.
-        let Ok(frame) = Frame::try_from(update.bytes().clone()) else {
-            warn!(topic = %entry.topic, seq = update.seq(), "update is not UTF-8; dropped");
-            return;
-        };
         let mut st = lock(&entry.state);
         if let Some(last) = &st.last {
             if last.epoch() == update.epoch() && update.seq() <= last.seq() {
                 return;
             }
         }
+        let snapshot = st.resnapshot && update.topic().channel.is_conflatable();
+        st.resnapshot = false;
+        let bytes = if snapshot {
+            update.snapshot_bytes()
+        } else {
+            update.bytes().clone()
+        };
+        // Converted (and UTF-8 checked) once per update, not per client.
+        let Ok(frame) = Frame::try_from(bytes) else {
+            warn!(topic = %entry.topic, seq = update.seq(), "update is not UTF-8; dropped");
+            return;
+        };
         for s in &st.subs {
             s.outbox.offer(s.slot, &update, &frame);
         }
         self.metrics.updates_out[channel].increment(st.subs.len() as u64);
         st.last = Some(update);
+    }
+
+    /// After a bus outage: trades missed meanwhile come from history when
+    /// it still holds them (otherwise the next trade's jump in `seq` makes
+    /// each outbox announce a gap); conflatable topics get their newest
+    /// value as a fresh snapshot.
+    async fn catch_up(&self, entry: &TopicEntry) {
+        let (position, channel) = {
+            let mut st = lock(&entry.state);
+            st.resnapshot = true;
+            (
+                st.last.as_ref().map(|u| (u.seq(), u.epoch().clone())),
+                entry.topic.channel,
+            )
+        };
+        if channel == Channel::Trade {
+            if let Some((seq, epoch)) = position {
+                match self.bus.history(&entry.topic, seq + 1).await {
+                    Ok(missed) => {
+                        for u in missed.into_iter().filter(|u| u.epoch() == &epoch) {
+                            self.fan_out(entry, u);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(topic = %entry.topic, error = %e, "no history to catch up from")
+                    }
+                }
+            }
+            return;
+        }
+        if let Ok(Some(last)) = self.bus.last(&entry.topic).await {
+            self.fan_out(entry, last);
+        }
+    }
+
+    /// Tells every connection following an instrument that the bus went
+    /// away or came back (unless its feed is stale on its own).
+    fn on_health(&self, up: bool) {
+        let entries: Vec<Arc<TopicEntry>> = lock(&self.topics).values().cloned().collect();
+        let statuses = lock(&self.statuses).clone();
+        let mut told: HashSet<(u64, Instrument)> = HashSet::new();
+        for entry in entries {
+            let instrument = &entry.topic.instrument;
+            let status = if up {
+                match statuses.get(instrument) {
+                    Some(s) if s.state == FeedState::Stale => s.clone(),
+                    _ => Status {
+                        instrument: instrument.clone(),
+                        state: FeedState::Live,
+                        reason: String::new(),
+                    },
+                }
+            } else {
+                Status {
+                    instrument: instrument.clone(),
+                    state: FeedState::Stale,
+                    reason: BUS_DOWN.into(),
+                }
+            };
+            let subs = lock(&entry.state).subs.clone();
+            for s in subs {
+                if told.insert((s.conn, instrument.clone())) {
+                    push_status(&s.outbox, &status);
+                }
+            }
+        }
     }
 
     fn on_status(&self, status: Status) {
@@ -415,6 +497,7 @@ async fn pump(hub: Arc<Hub>, entry: Arc<TopicEntry>, initialized: watch::Sender<
             };
             match received {
                 Some(Received::Update(u)) => hub.fan_out(&entry, u),
+                Some(Received::Resumed) => hub.catch_up(&entry).await,
                 Some(Received::Lagged(n)) => {
                     hub.metrics.lagged.increment(n);
                     warn!(%topic, skipped = n, "hub lagged behind the bus");
@@ -453,6 +536,37 @@ async fn watch_statuses(hub: std::sync::Weak<Hub>) {
         match (status, hub.upgrade()) {
             (Some(s), Some(h)) => h.on_status(s),
             _ => return,
+        }
+    }
+}
+
+/// Follows the bus's reachability and tells the affected connections.
+async fn watch_health(hub: std::sync::Weak<Hub>) {
+    let (mut health, shutdown) = match hub.upgrade() {
+        Some(h) => (h.bus.health(), h.shutdown.clone()),
+        None => return,
+    };
+    let mut up = *health.borrow_and_update();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = health.changed() => if changed.is_err() { return },
+        }
+        let now = *health.borrow_and_update();
+        if now == up {
+            continue;
+        }
+        up = now;
+        match hub.upgrade() {
+            Some(h) => {
+                if up {
+                    info!("bus reachable again");
+                } else {
+                    warn!("bus unreachable; marking subscribed instruments stale");
+                }
+                h.on_health(up);
+            }
+            None => return,
         }
     }
 }

@@ -46,6 +46,7 @@ async fn collect(bus: Arc<dyn Bus>, topic: Topic, want: usize, deadline: Instant
         match timeout_at(deadline, sub.recv()).await {
             Ok(Some(Received::Update(u))) => got.push(u),
             Ok(Some(Received::Lagged(n))) => panic!("{topic}: lagged by {n}"),
+            Ok(Some(Received::Resumed)) => panic!("{topic}: the memory bus never has an outage"),
             Ok(None) | Err(_) => break,
         }
     }
