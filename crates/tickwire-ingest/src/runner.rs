@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tickwire_bus::{Bus, CatalogueEntry, Status};
 use tickwire_model::protocol::FeedState;
-use tickwire_model::{Channel, Epoch, Event, Instrument, Update};
+use tickwire_model::{Channel, Epoch, Event, Instrument, Topic, Update};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -43,9 +43,18 @@ fn now_us() -> u64 {
 #[derive(Debug)]
 pub struct Sequencer {
     epoch: Epoch,
-    /// Last `seq` per instrument, by channel index; keyed by instrument so
+    /// Position per instrument, by channel index; keyed by instrument so
     /// stamping needs no `Topic` allocation.
-    last: HashMap<Instrument, [u64; 4]>,
+    last: HashMap<Instrument, [Cursor; 4]>,
+}
+
+/// Where one topic's sequence stands.
+#[derive(Debug, Default, Clone)]
+struct Cursor {
+    seq: u64,
+    /// The run this topic continues, when it was resumed from the bus;
+    /// otherwise the sequencer's own epoch.
+    epoch: Option<Epoch>,
 }
 
 impl Sequencer {
@@ -81,14 +90,30 @@ impl Sequencer {
             Some(slot) => slot,
             None => self.last.entry(instrument.clone()).or_default(),
         };
-        slot[channel.index()] += 1;
-        slot[channel.index()]
+        slot[channel.index()].seq += 1;
+        slot[channel.index()].seq
+    }
+
+    /// Continues a topic's sequence where the bus says it stands (a
+    /// restarted ingest), so clients see the same epoch and the next seq
+    /// instead of a new run.
+    pub fn resume(&mut self, instrument: &Instrument, channel: Channel, epoch: Epoch, seq: u64) {
+        let slot = self.last.entry(instrument.clone()).or_default();
+        slot[channel.index()] = Cursor {
+            seq,
+            epoch: Some(epoch),
+        };
     }
 
     /// Stamps an event with its topic's next `seq` and encodes it.
     pub fn stamp(&mut self, event: &Event) -> Update {
-        let seq = self.next_seq(&event.instrument, event.payload.channel());
-        Update::encode(event, seq, &self.epoch)
+        let channel = event.payload.channel();
+        let seq = self.next_seq(&event.instrument, channel);
+        let resumed = self
+            .last
+            .get(&event.instrument)
+            .and_then(|c| c[channel.index()].epoch.as_ref());
+        Update::encode(event, seq, resumed.unwrap_or(&self.epoch))
     }
 }
 
@@ -198,10 +223,13 @@ pub async fn run_synthetic(
         }
     }
 
+    let Some(sequencer) = resume_sequences(&instruments, &bus, &shutdown).await else {
+        return Ok(());
+    };
     let mut publisher = Publisher {
         metrics: FeedMetrics::new(&instruments),
         bus,
-        sequencer: Sequencer::new(),
+        sequencer,
         logged: [false; 4],
     };
     for i in &instruments {
@@ -236,6 +264,52 @@ pub async fn run_synthetic(
     publisher.metrics.set_live(false);
     tracing::info!("synthetic feed stopped");
     Ok(())
+}
+
+/// A sequencer that continues every topic the bus already has a value for
+/// (same epoch, next seq), so an ingest restart does not restart the
+/// streams. Retries while the bus is unreachable; `None` on shutdown.
+async fn resume_sequences(
+    instruments: &[Instrument],
+    bus: &Arc<dyn Bus>,
+    shutdown: &CancellationToken,
+) -> Option<Sequencer> {
+    let mut sequencer = Sequencer::new();
+    let mut resumed = 0usize;
+    for instrument in instruments {
+        for channel in Channel::ALL {
+            let topic = Topic::new(instrument.clone(), channel);
+            let mut logged = false;
+            let last = loop {
+                let read = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return None,
+                    r = bus.last(&topic) => r,
+                };
+                match read {
+                    Ok(last) => break last,
+                    Err(e) => {
+                        if !std::mem::replace(&mut logged, true) {
+                            tracing::warn!(error = %e, %topic, "cannot read where the sequence stands yet; retrying");
+                        }
+                        tokio::select! {
+                            biased;
+                            () = shutdown.cancelled() => return None,
+                            () = tokio::time::sleep(ANNOUNCE_RETRY) => {}
+                        }
+                    }
+                }
+            };
+            if let Some(last) = last {
+                sequencer.resume(instrument, channel, last.epoch().clone(), last.seq());
+                resumed += 1;
+            }
+        }
+    }
+    if resumed > 0 {
+        tracing::info!(topics = resumed, "continuing sequences from the bus");
+    }
+    Some(sequencer)
 }
 
 /// Spawns the feeds of `config` on the current tokio runtime; the task ends
@@ -311,6 +385,18 @@ mod tests {
         assert_eq!((u.seq(), u.epoch()), (2, &epoch));
         assert_eq!(u.topic().channel, Channel::Quote);
         assert_eq!((u.ts(), u.rx()), (1, 2));
+    }
+
+    #[test]
+    fn resumed_topic_continues_its_epoch_and_seq() {
+        let mut s = Sequencer::with_epoch(Epoch::new("new").expect("epoch"));
+        let old = Epoch::new("old").expect("epoch");
+        let i = Instrument::parse("x:C-D").expect("instrument");
+        s.resume(&i, Channel::Quote, old.clone(), 41);
+        let u = s.stamp(&quote_event("x:C-D"));
+        assert_eq!((u.seq(), u.epoch()), (42, &old));
+        let other = s.stamp(&quote_event("x:A-B"));
+        assert_eq!((other.seq(), other.epoch().as_str()), (1, "new"));
     }
 
     #[test]

@@ -223,3 +223,33 @@ fn published_counters_match_what_the_bus_holds() {
     assert_eq!(published, last_seqs);
     assert!(venues.len() >= 3, "{venues:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_feed_continues_every_sequence() {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());
+    let topic = Topic::new(
+        tickwire_model::Instrument::parse("coinbase:BTC-USD").expect("instrument"),
+        Channel::Quote,
+    );
+    let first = CancellationToken::new();
+    let feed = spawn_demo(bus.clone(), first.clone());
+    let deadline = Instant::now() + WAIT;
+    let before = collect(bus.clone(), topic.clone(), 3, deadline).await;
+    assert_eq!(before.len(), 3, "the first run publishes");
+    first.cancel();
+    timeout(WAIT, feed).await.expect("stops").expect("joins");
+    let stopped_at = bus.last(&topic).await.expect("last").expect("a value");
+
+    let second = CancellationToken::new();
+    let feed = spawn_demo(bus.clone(), second.clone());
+    let after = collect(bus.clone(), topic.clone(), 1, Instant::now() + WAIT).await;
+    second.cancel();
+    timeout(WAIT, feed).await.expect("stops").expect("joins");
+    let next = after.first().expect("the second run publishes");
+    assert_eq!(next.epoch(), stopped_at.epoch(), "same run of the sequence");
+    assert_eq!(
+        next.seq(),
+        stopped_at.seq() + 1,
+        "continues at the next seq"
+    );
+}
