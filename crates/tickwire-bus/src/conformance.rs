@@ -4,8 +4,12 @@
 //! Use [`bus_conformance_tests!`](crate::bus_conformance_tests) with an
 //! async factory building a fresh, empty bus (for a shared server, use a
 //! unique key prefix per call) with `history_len` = 100 and room for at
-//! least 64 pending updates per subscriber.
+//! least 64 pending updates per subscriber. The factory returns a
+//! [`Fixture`]: the bus itself, or `(bus, keeper)` where the keeper (a
+//! test server) must outlive the bus. [`run_all`] runs every check in turn
+//! against one factory, for servers too costly to start per check.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tickwire_model::protocol::FeedState;
@@ -13,7 +17,26 @@ use tickwire_model::{
     Channel, Epoch, Event, Instrument, Payload, Quote, Side, Topic, Trade, Update, parse_decimal,
 };
 
-use crate::{Bus, CatalogueEntry, Error, Received, Status, Subscription};
+use crate::{BoxFuture, Bus, CatalogueEntry, Error, Received, Status, Subscription};
+
+/// What a conformance factory returns: a bus, possibly with what must live
+/// as long as it (dropped after the bus).
+pub trait Fixture {
+    /// The bus under test.
+    fn bus(&self) -> &dyn Bus;
+}
+
+impl<B: Bus> Fixture for B {
+    fn bus(&self) -> &dyn Bus {
+        self
+    }
+}
+
+impl<B: Bus, K> Fixture for (B, K) {
+    fn bus(&self) -> &dyn Bus {
+        &self.0
+    }
+}
 
 /// History length the factory must configure.
 pub const HISTORY_LEN: u64 = 100;
@@ -209,11 +232,21 @@ pub async fn lagging_subscriber_is_told(bus: &dyn Bus) {
     let i = instrument("LAG");
     let t = Topic::new(i.clone(), Channel::Quote);
     let mut slow = bus.subscribe(&t).await.expect("subscribe");
+    // A remote bus delivers asynchronously: `slow` is only surely behind
+    // once a reader on the same topic has seen the newest update.
+    let mut probe = bus.subscribe(&t).await.expect("subscribe");
     let ep = epoch("e1");
     let n = 5_000;
     for seq in 1..=n {
         bus.publish(quote(&i, seq, &ep))
             .expect("publish never blocks");
+    }
+    loop {
+        match next(&mut probe).await {
+            Received::Update(u) if u.seq() == n => break,
+            Received::Resumed => panic!("unexpected resume without an outage"),
+            _ => {}
+        }
     }
     let mut lagged = 0;
     let mut seen = 0;
@@ -319,8 +352,49 @@ pub async fn healthy_when_up(bus: &dyn Bus) {
     assert!(*health.borrow(), "a freshly started bus is reachable");
 }
 
+/// One conformance check, by name.
+pub type Case = (&'static str, for<'a> fn(&'a dyn Bus) -> BoxFuture<'a, ()>);
+
+/// Every check, in the order [`bus_conformance_tests!`](crate::bus_conformance_tests)
+/// lists them.
+pub fn cases() -> Vec<Case> {
+    macro_rules! list {
+        ($($case:ident),*) => {
+            vec![$((stringify!($case), |bus| Box::pin($case(bus)) as BoxFuture<'_, ()>)),*]
+        };
+    }
+    list!(
+        last_value,
+        ordered_delivery_per_topic,
+        refuses_out_of_order,
+        bounded_trade_history,
+        subscribe_then_last_has_no_hole,
+        lagging_subscriber_is_told,
+        statuses,
+        catalogue,
+        healthy_when_up
+    )
+}
+
+/// Runs every check in turn, each on a fresh fixture from `factory`
+/// (dropped before the next check starts).
+pub async fn run_all<F, Fut, X>(mut factory: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = X>,
+    X: Fixture,
+{
+    for (name, case) in cases() {
+        let fixture = factory().await;
+        tracing::info!(case = name, "conformance");
+        case(fixture.bus()).await;
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance check for a bus factory:
-/// `bus_conformance_tests!(|| async { MyBus::new(..) });`
+/// `bus_conformance_tests!(|| async { MyBus::new(..) });`. The factory may
+/// return `(bus, keeper)` to keep a test server alive as long as the bus
+/// (see [`Fixture`]).
 #[macro_export]
 macro_rules! bus_conformance_tests {
     ($factory:expr) => {
@@ -333,8 +407,8 @@ macro_rules! bus_conformance_tests {
         $(
             #[::tokio::test]
             async fn $case() {
-                let bus = ($factory)().await;
-                $crate::conformance::$case(&bus).await;
+                let fixture = ($factory)().await;
+                $crate::conformance::$case($crate::conformance::Fixture::bus(&fixture)).await;
             }
         )*
     };

@@ -24,12 +24,19 @@ pub enum Error {
     /// The bus was shut down.
     #[error("bus closed")]
     Closed,
+    /// The bus settings can never work (a malformed URL, a bad prefix);
+    /// the message names what is wrong.
+    #[error("bad bus settings: {0}")]
+    Config(String),
 }
 
 impl Error {
     /// Whether retrying can never succeed.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::Closed | Error::OutOfOrder { .. })
+        matches!(
+            self,
+            Error::Closed | Error::OutOfOrder { .. } | Error::Config(_)
+        )
     }
 }
 

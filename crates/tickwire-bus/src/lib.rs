@@ -1,10 +1,14 @@
 //! The fan-out bus between ingest and gateways: the [`Bus`] trait, its
-//! guarantees, the in-process [`MemoryBus`], and the conformance suite every
-//! implementation must pass (Redis comes next to memory).
+//! guarantees, the in-process [`MemoryBus`], the [`RedisBus`] for separate
+//! processes and machines, and the conformance suite every implementation
+//! must pass.
 
 mod error;
 mod memory;
 pub mod metrics;
+mod redis;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub mod conformance;
 
@@ -15,6 +19,7 @@ use tickwire_model::protocol::FeedState;
 use tickwire_model::{Channel, Instrument, Topic, Update};
 use tokio::sync::{broadcast, watch};
 
+pub use self::redis::{RedisBus, RedisBusConfig, RedisTarget};
 pub use error::{Error, Result};
 pub use memory::{MemoryBus, MemoryBusConfig};
 
@@ -163,7 +168,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Every announced instrument, sorted by instrument.
     fn catalogue(&self) -> BoxFuture<'_, Result<Vec<CatalogueEntry>>>;
 
-    /// Subscribes to one topic's updates published from now on.
+    /// Subscribes to one topic's updates published from now on. A remote
+    /// bus that is down answers at once; the subscription then delivers
+    /// [`Received::Resumed`] when the bus is back.
     fn subscribe(&self, topic: &Topic) -> BoxFuture<'_, Result<Subscription>>;
 
     /// The latest update of a topic, if it has one.

@@ -42,7 +42,9 @@ pub(crate) fn publish_error_reason(e: &tickwire_bus::Error) -> (usize, &'static 
         tickwire_bus::Error::OutOfOrder { .. } => (0, "out_of_order"),
         tickwire_bus::Error::Overloaded => (1, "overloaded"),
         tickwire_bus::Error::Unavailable(_) => (2, "unavailable"),
-        tickwire_bus::Error::Closed => (3, "closed"),
+        // `publish` never answers a configuration error (that fails at
+        // connect); if it ever did, the bus cannot take updates: closed.
+        tickwire_bus::Error::Closed | tickwire_bus::Error::Config(_) => (3, "closed"),
     }
 }
 
