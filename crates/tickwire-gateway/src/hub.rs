@@ -561,6 +561,14 @@ async fn watch_health(hub: std::sync::Weak<Hub>) {
             Some(h) => {
                 if up {
                     info!("bus reachable again");
+                    // Status changes published during the outage never
+                    // reached us: read the current ones before telling clients.
+                    if let Ok(all) = h.bus.current_statuses().await {
+                        let mut map = lock(&h.statuses);
+                        for s in all {
+                            map.insert(s.instrument.clone(), s);
+                        }
+                    }
                 } else {
                     warn!("bus unreachable; marking subscribed instruments stale");
                 }
