@@ -14,7 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tickwire_bus::{Bus, MemoryBus, MemoryBusConfig, Received};
+use tickwire_bus::testkit::RedisServer;
+use tickwire_bus::{
+    Bus, MemoryBus, MemoryBusConfig, Received, RedisBus, RedisBusConfig, RedisTarget,
+};
 use tickwire_model::{Epoch, Event, Instrument, Payload, Quote, Topic, Update, parse_decimal};
 
 const BURST: u64 = 200_000;
@@ -53,12 +56,18 @@ struct Outcome {
 
 /// Publishes `n` quotes at `rate` per second (0: as fast as accepted) and
 /// receives them on a separate subscriber task.
-async fn scenario(bus: Arc<dyn Bus>, name: &str, n: u64, rate: u64) -> Outcome {
+async fn scenario(
+    bus: Arc<dyn Bus>,
+    sub_bus: Arc<dyn Bus>,
+    name: &str,
+    n: u64,
+    rate: u64,
+) -> Outcome {
     let instrument =
         Instrument::parse(&format!("bench:{name}-USD")).unwrap_or_else(|_| unreachable!("valid"));
     let topic = Topic::new(instrument.clone(), tickwire_model::Channel::Quote);
     let epoch = Epoch::new("bench").unwrap_or_else(|_| unreachable!("valid"));
-    let mut sub = match bus.subscribe(&topic).await {
+    let mut sub = match sub_bus.subscribe(&topic).await {
         Ok(s) => s,
         Err(e) => panic!("subscribe: {e}"),
     };
@@ -142,10 +151,29 @@ fn report(bus: &str, scenario: &str, sent: u64, o: &Outcome) -> f64 {
 }
 
 async fn run_bus(label: &str, bus: Arc<dyn Bus>) -> (f64, u64) {
-    let burst = scenario(bus.clone(), &format!("{label}B"), BURST, 0).await;
+    run_split(label, bus.clone(), bus).await
+}
+
+/// Publishes on one bus handle and receives on another.
+async fn run_split(label: &str, publisher: Arc<dyn Bus>, subscriber: Arc<dyn Bus>) -> (f64, u64) {
+    let burst = scenario(
+        publisher.clone(),
+        subscriber.clone(),
+        &format!("{label}B"),
+        BURST,
+        0,
+    )
+    .await;
     let rate = report(label, "burst", BURST, &burst);
     let paced_n = PACED_RATE * PACED_SECS;
-    let paced = scenario(bus, &format!("{label}P"), paced_n, PACED_RATE).await;
+    let paced = scenario(
+        publisher,
+        subscriber,
+        &format!("{label}P"),
+        paced_n,
+        PACED_RATE,
+    )
+    .await;
     report(label, "paced", paced_n, &paced);
     (rate, pct(&paced.latencies_us, 0.99))
 }
@@ -167,6 +195,28 @@ fn main() {
             ..MemoryBusConfig::default()
         }));
         let (mem_rate, mem_p99) = run_bus("memory", memory).await;
-        println!("  baseline (memory): {mem_rate:.0}/s, paced p99 {mem_p99} µs");
+
+        // Publisher and subscriber on separate connections, as an ingest
+        // process and a gateway process would be.
+        let server = RedisServer::start();
+        let config = |url: &str| RedisBusConfig {
+            target: RedisTarget::parse(url).unwrap_or_else(|e| panic!("{e}")),
+            prefix: "bench".into(),
+            subscriber_capacity: 1 << 16,
+            ..RedisBusConfig::default()
+        };
+        let publisher = RedisBus::connect(config(&server.url()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let subscriber = RedisBus::connect(config(&server.url()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (redis_rate, redis_p99) =
+            run_split("redis", Arc::new(publisher), Arc::new(subscriber)).await;
+        println!(
+            "  redis vs memory: throughput {:.2}x, paced p99 {:.1}x",
+            redis_rate / mem_rate.max(1.0),
+            redis_p99 as f64 / mem_p99.max(1) as f64
+        );
     });
 }
