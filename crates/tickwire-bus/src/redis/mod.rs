@@ -190,6 +190,9 @@ pub struct RedisBus {
     publish_metrics: Arc<PublishMetrics>,
     receive_metrics: Arc<ReceiveMetrics>,
     tasks: Vec<JoinHandle<()>>,
+    /// Every instrument this bus announced, written again by the writer
+    /// when Redis comes back without its data.
+    announced: Arc<std::sync::Mutex<Vec<CatalogueEntry>>>,
 }
 
 impl RedisBus {
@@ -206,6 +209,7 @@ impl RedisBus {
         let publish_metrics = Arc::new(PublishMetrics::new());
         let receive_metrics = Arc::new(ReceiveMetrics::new());
         let progress = Arc::new(Progress::default());
+        let announced: Arc<std::sync::Mutex<Vec<CatalogueEntry>>> = Arc::default();
         let interest = Arc::new(Interest::new(config.subscriber_capacity));
         let (status_tx, _) = broadcast::channel(1024);
         let status_key = keys.status();
@@ -224,6 +228,9 @@ impl RedisBus {
             topic_keys: HashMap::new(),
             dropped: 0,
             logged_refusal: false,
+            announced: announced.clone(),
+            catalogue_key: keys.catalogue().to_owned(),
+            statuses: HashMap::new(),
         };
         let (control, control_rx) = mpsc::channel(1024);
         let owner = Owner::new(
@@ -254,6 +261,7 @@ impl RedisBus {
             publish_metrics,
             receive_metrics,
             tasks,
+            announced,
         };
         // Down after the first attempts is fine: the tasks keep trying.
         let _settled_or_not = tokio::time::timeout(CONNECT_WAIT, bus.health.settled()).await;
@@ -357,6 +365,19 @@ impl Bus for RedisBus {
         Box::pin(async move {
             if entries.is_empty() {
                 return Ok(());
+            }
+            {
+                let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+                for e in &entries {
+                    match announced.iter_mut().find(|a| a.instrument == e.instrument) {
+                        Some(a) => {
+                            a.channels.extend(e.channels.iter().copied());
+                            a.channels.sort();
+                            a.channels.dedup();
+                        }
+                        None => announced.push(e.clone()),
+                    }
+                }
             }
             let mut invocation = ANNOUNCE_SCRIPT.key(self.keys.catalogue());
             for e in &entries {

@@ -5,20 +5,20 @@
 //! While Redis is down the writer drops what it cannot send and counts it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use metrics::{Counter, Gauge};
 use redis::{Pipeline, ServerErrorKind, Value};
-use tickwire_model::{Channel, Topic, Update};
+use tickwire_model::{Channel, Instrument, Topic, Update};
 use tokio::sync::{mpsc, oneshot};
 
 use super::envelope;
 use super::keys::{Keys, TopicKeys};
 use super::link::{DataConn, DataLink, OP_TIMEOUT};
-use super::scripts::{PUBLISH_SCRIPT, STATUS_SCRIPT};
-use crate::{Status, metrics as m};
+use super::scripts::{ANNOUNCE_SCRIPT, PUBLISH_SCRIPT, STATUS_SCRIPT};
+use crate::{CatalogueEntry, Status, metrics as m};
 
 /// What the writer is asked to do, in order.
 pub(crate) enum Item {
@@ -110,6 +110,12 @@ pub(crate) struct Writer {
     pub(crate) dropped: u64,
     /// Whether a server refusal was logged already (once per bus).
     pub(crate) logged_refusal: bool,
+    /// What this bus announced, shared with [`RedisBus::announce`](super::RedisBus).
+    pub(crate) announced: Arc<Mutex<Vec<CatalogueEntry>>>,
+    /// The catalogue hash's name.
+    pub(crate) catalogue_key: String,
+    /// The latest status this bus set per instrument.
+    pub(crate) statuses: HashMap<Instrument, Status>,
 }
 
 impl Writer {
@@ -122,6 +128,11 @@ impl Writer {
                 return;
             }
             self.metrics.depth.set(self.rx.len() as f64);
+            for item in &batch {
+                if let Item::Status(st) = item {
+                    self.statuses.insert(st.instrument.clone(), st.clone());
+                }
+            }
             let writes = batch
                 .iter()
                 .filter(|i| !matches!(i, Item::Barrier(_)))
@@ -153,6 +164,8 @@ impl Writer {
                 "redis back: updates published while it was down were dropped"
             );
             self.dropped = 0;
+            // A Redis that restarted empty lost what this bus owns.
+            self.restore(conn.clone()).await;
         }
         for item in batch {
             if let Item::Update(u) = item {
@@ -164,11 +177,54 @@ impl Writer {
         }
         let groups = self.group(batch);
         let outcomes = join_all(groups.iter().map(|g| self.send(g, conn.clone()))).await;
+        let mut restarted = false;
         for (group, outcome) in groups.iter().zip(outcomes) {
             match outcome {
-                Ok(results) => self.count(group, &results),
+                Ok((results, reloaded)) => {
+                    restarted |= reloaded;
+                    self.count(group, &results);
+                }
                 Err(()) => self.drop_all(group.items.iter().copied()),
             }
+        }
+        if restarted {
+            // The server had lost our scripts: it restarted, maybe empty.
+            self.restore(conn).await;
+        }
+    }
+
+    /// Writes again what this bus owns in Redis outside the topics: the
+    /// instruments it announced and the statuses it set, so that gateways
+    /// of a Redis that restarted without its data list them and turn ready.
+    async fn restore(&mut self, mut conn: DataConn) {
+        let entries = self
+            .announced
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        if !entries.is_empty() {
+            let mut inv = ANNOUNCE_SCRIPT.key(&self.catalogue_key);
+            for e in &entries {
+                inv.arg(e.instrument.as_str())
+                    .arg(envelope::channels_value(&e.channels));
+            }
+            match tokio::time::timeout(OP_TIMEOUT, inv.invoke_async::<i64>(&mut conn)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => self.link.report(&e),
+                Err(_) => self.link.report_timeout(),
+            }
+        }
+        let items: Vec<Item> = self.statuses.values().cloned().map(Item::Status).collect();
+        if items.is_empty() {
+            return;
+        }
+        let refs: Vec<&Item> = items.iter().collect();
+        if self.exec(&refs, &mut conn).await.is_ok() {
+            tracing::info!(
+                instruments = entries.len(),
+                statuses = items.len(),
+                "restored catalogue and statuses in redis"
+            );
         }
     }
 
@@ -200,7 +256,11 @@ impl Writer {
 
     /// Sends one group; a group whose script the server lost is sent once
     /// more after loading it. `Err` when the link failed.
-    async fn send(&self, group: &Group<'_>, mut conn: DataConn) -> Result<Vec<Outcome>, ()> {
+    async fn send(
+        &self,
+        group: &Group<'_>,
+        mut conn: DataConn,
+    ) -> Result<(Vec<Outcome>, bool), ()> {
         let mut outcomes = self.exec(&group.items, &mut conn).await?;
         let missing: Vec<usize> = outcomes
             .iter()
@@ -209,10 +269,11 @@ impl Writer {
             .map(|(i, _)| i)
             .collect();
         if missing.is_empty() {
-            return Ok(outcomes);
+            return Ok((outcomes, false));
         }
         let load = async {
             PUBLISH_SCRIPT.load_async(&mut conn).await?;
+            ANNOUNCE_SCRIPT.load_async(&mut conn).await?;
             STATUS_SCRIPT.load_async(&mut conn).await
         };
         match tokio::time::timeout(OP_TIMEOUT, load).await {
@@ -231,7 +292,7 @@ impl Writer {
         for (i, outcome) in missing.into_iter().zip(retried) {
             outcomes[i] = outcome;
         }
-        Ok(outcomes)
+        Ok((outcomes, true))
     }
 
     /// One pipeline round trip.
