@@ -387,6 +387,7 @@ impl Outbox {
         let held = std::mem::take(&mut slot.items);
         let mut next = from_seq.max(1);
         let mut merged = VecDeque::with_capacity(history.len() + held.len());
+        let history_epoch = history.last().map(|u| u.epoch().clone());
         let history = history.iter().filter_map(|u| {
             Frame::try_from(u.bytes().clone())
                 .ok()
@@ -412,6 +413,12 @@ impl Outbox {
         // trades get the usual room on top of it.
         slot.cap = slot.items.len() + trade_cap;
         slot.position = slot.position.max(next - 1);
+        // History may run ahead of the hub's fan-out: live trades it already
+        // covers can still arrive, and only a known epoch lets them be
+        // recognized as duplicates.
+        if slot.epoch.is_none() {
+            slot.epoch = history_epoch;
+        }
         slot.replaying = false;
         slot.held = false;
         st.depth = st.depth + slot.queued() - before;

@@ -246,6 +246,28 @@ fn replay_merges_history_and_live_without_duplicate_or_hole() {
 }
 
 #[test]
+fn live_trades_already_in_history_are_not_repeated() {
+    let ob = Outbox::new(OutboxConfig::default());
+    let i = inst("AHEAD");
+    let id = ob.open(
+        Topic::new(i.clone(), Channel::Trade),
+        Duration::ZERO,
+        Some(3),
+    );
+    // History was read before the hub fanned out 9 and 10.
+    let history: Vec<Update> = (3..=10).map(|s| trade(&i, s, &ep())).collect();
+    ob.finish_replay(id, 3, &history);
+    for seq in 9..=11 {
+        offer(&ob, id, &trade(&i, seq, &ep()));
+    }
+    let seqs: Vec<u64> = drain_all(&ob, Instant::now())
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("trade"))
+        .collect();
+    assert_eq!(seqs, (3..=11).collect::<Vec<_>>());
+}
+
+#[test]
 fn replay_outside_history_gives_a_gap() {
     let ob = Outbox::new(OutboxConfig::default());
     let i = inst("RG");
