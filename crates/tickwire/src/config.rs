@@ -1,10 +1,13 @@
-//! Configuration of `tickwire run`: one TOML file (`tickwire.toml`), every
-//! key overridable by an environment variable `TICKWIRE_<TABLE>_<KEY>`, and
-//! the most common ones by flags (applied by the caller, last).
+//! Configuration of `tickwire run`, `ingest` and `gateway`: one TOML file
+//! (`tickwire.toml`), every key overridable by an environment variable
+//! `TICKWIRE_<TABLE>_<KEY>`, and the most common ones by flags (`--bus` is
+//! a layer of its own, above the environment; `--listen` is applied by the
+//! caller, last).
 //!
-//! Loading is a pure function of the file's text and the environment, so it
-//! is tested without touching the process environment. A bad key or value
-//! is reported with where it came from: the file and line, or the variable.
+//! Loading is a pure function of the file's text, the environment and the
+//! flags, so it is tested without touching the process environment. A bad
+//! key or value is reported with where it came from: the file and line, the
+//! variable, or the flag.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tickwire_bus::MemoryBusConfig;
+use tickwire_bus::{MemoryBusConfig, RedisBusConfig, RedisTarget};
 use tickwire_gateway::GatewayConfig;
 use toml::{Table, Value};
 
@@ -27,9 +30,10 @@ pub(crate) const ENV_CONFIG_FILE: &str = "TICKWIRE_CONFIG";
 /// Top-level keys that are plain values, not tables.
 const TOP_KEYS: [&str; 1] = ["listen"];
 /// Tables, in the order they are documented.
-const SECTIONS: [&str; 3] = ["gateway", "bus", "feeds"];
+const SECTIONS: [&str; 4] = ["gateway", "bus", "feeds", "ingest"];
 
-/// Everything `tickwire run` can be told.
+/// Everything `tickwire run`, `ingest` and `gateway` can be told; each
+/// command reads the keys it needs, so one file serves a whole deployment.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
@@ -42,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) bus: BusConfig,
     /// Which feeds to run (`[feeds]`).
     pub(crate) feeds: FeedsSection,
+    /// `tickwire ingest` on its own (`[ingest]`).
+    pub(crate) ingest: IngestSection,
 }
 
 impl Default for Config {
@@ -51,6 +57,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             bus: BusConfig::default(),
             feeds: FeedsSection::default(),
+            ingest: IngestSection::default(),
         }
     }
 }
@@ -67,6 +74,19 @@ pub(crate) enum BusKind {
     /// In-process: one binary runs ingest and gateway together.
     #[default]
     Memory,
+    /// Redis or Redis Cluster at `bus.url`: ingest and any number of
+    /// gateways run as separate processes, on separate machines.
+    Redis,
+}
+
+impl BusKind {
+    /// The name as written in the configuration.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BusKind::Memory => "memory",
+            BusKind::Redis => "redis",
+        }
+    }
 }
 
 /// `[bus]`.
@@ -75,21 +95,45 @@ pub(crate) enum BusKind {
 pub(crate) struct BusConfig {
     /// The implementation. Default `memory`.
     pub(crate) kind: BusKind,
+    /// Where Redis is, with `kind = "redis"` (required then, and refused
+    /// with `memory`): `redis://HOST:PORT` for one server,
+    /// `redis-cluster://HOST:PORT,HOST:PORT,...` for a cluster (sharded
+    /// pub/sub; any reachable nodes, the others are discovered). Default
+    /// none.
+    pub(crate) url: Option<String>,
+    /// Redis only: prefix of every key and channel, so deployments can
+    /// share one Redis. Default `tw`; no braces or spaces.
+    pub(crate) prefix: String,
     /// Trades kept per trade topic for `from_seq` resume. Default 10 000:
     /// about 2 MB per busy topic; more makes longer outages resumable.
     pub(crate) history_len: usize,
     /// Updates buffered per topic for a gateway that is behind before it
     /// lags. Default 4096; at least 1.
     pub(crate) subscriber_capacity: usize,
+    /// Redis only: updates waiting to be sent to Redis before ingest drops
+    /// (and counts) new ones, so a slow or absent Redis never blocks a
+    /// feed. Default 65 536: a few seconds of stall at full rate; more
+    /// rides out longer stalls, at the cost of memory and of staler data
+    /// when it drains. At least 1.
+    pub(crate) publish_queue: usize,
+    /// Redis only: most updates sent in one pipelined round trip. Default
+    /// 512: larger batches carry bursts with fewer round trips; smaller
+    /// ones bound the latency a batch adds. At least 1.
+    pub(crate) publish_batch: usize,
 }
 
 impl Default for BusConfig {
     fn default() -> Self {
         let memory = MemoryBusConfig::default();
+        let redis = RedisBusConfig::default();
         Self {
             kind: BusKind::Memory,
+            url: None,
+            prefix: redis.prefix,
             history_len: memory.history_len,
             subscriber_capacity: memory.subscriber_capacity,
+            publish_queue: redis.publish_queue,
+            publish_batch: redis.publish_batch,
         }
     }
 }
@@ -102,6 +146,62 @@ impl BusConfig {
             subscriber_capacity: self.subscriber_capacity,
         }
     }
+
+    /// The Redis bus settings this section describes; fails when `url` is
+    /// missing or malformed (which loading has already ruled out for
+    /// `kind = "redis"`).
+    pub(crate) fn redis(&self) -> Result<RedisBusConfig, String> {
+        let url = self.url.as_deref().ok_or_else(|| {
+            format!(
+                "required when `bus.kind` is \"{}\"",
+                BusKind::Redis.as_str()
+            )
+        })?;
+        let target = parse_target(url)?;
+        Ok(RedisBusConfig {
+            target,
+            prefix: self.prefix.clone(),
+            history_len: self.history_len,
+            subscriber_capacity: self.subscriber_capacity,
+            publish_queue: self.publish_queue,
+            publish_batch: self.publish_batch,
+        })
+    }
+
+    /// The bus in words for logs and banners: `memory`, or the URL with
+    /// any password masked.
+    pub(crate) fn describe(&self) -> String {
+        match (self.kind, &self.url) {
+            (BusKind::Redis, Some(url)) => redact_url(url),
+            (kind, _) => kind.as_str().to_string(),
+        }
+    }
+}
+
+/// A bus URL as the Redis bus reads it, or why it cannot be used.
+fn parse_target(url: &str) -> Result<RedisTarget, String> {
+    RedisTarget::parse(url).map_err(|e| {
+        let why = match e {
+            tickwire_bus::Error::Config(why) => why,
+            other => other.to_string(),
+        };
+        format!("{why}; expected redis://HOST:PORT or redis-cluster://HOST:PORT,HOST:PORT,...")
+    })
+}
+
+/// `url` with the password (and user) of every `user:password@` masked.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let hosts: Vec<String> = rest
+        .split(',')
+        .map(|host| match host.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => host.to_string(),
+        })
+        .collect();
+    format!("{scheme}://{}", hosts.join(","))
 }
 
 /// Largest `bus.subscriber_capacity` accepted: a broadcast buffer this deep
@@ -119,6 +219,53 @@ pub(crate) struct FeedsSection {
     pub(crate) file: Option<PathBuf>,
 }
 
+/// `[ingest]`: what only `tickwire ingest` reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct IngestSection {
+    /// Address for the ingest process's own `/healthz`, `/readyz` and
+    /// `/metrics`. Default none: no HTTP at all (ingest needs no port to
+    /// do its work). Not the top-level `listen`, so one file can configure
+    /// ingest and gateways on one machine.
+    pub(crate) listen: Option<SocketAddr>,
+}
+
+/// A command-line flag that sets a configuration key, above the file and
+/// the environment.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FlagOverride {
+    /// The flag, for error messages (`--bus`).
+    pub(crate) flag: &'static str,
+    /// The table of the key (`None` for a top-level key).
+    pub(crate) section: Option<&'static str>,
+    /// The key.
+    pub(crate) key: &'static str,
+    /// The value; `None` removes the key (back to its default).
+    pub(crate) value: Option<Value>,
+}
+
+/// The overrides a `--bus` flag stands for: `memory`, or a Redis URL
+/// (which also sets `bus.kind = "redis"`).
+pub(crate) fn bus_flag(value: &str) -> Vec<FlagOverride> {
+    let set = |key, value| FlagOverride {
+        flag: "--bus",
+        section: Some("bus"),
+        key,
+        value,
+    };
+    if value == BusKind::Memory.as_str() {
+        vec![
+            set("kind", Some(Value::String(BusKind::Memory.as_str().into()))),
+            set("url", None),
+        ]
+    } else {
+        vec![
+            set("kind", Some(Value::String(BusKind::Redis.as_str().into()))),
+            set("url", Some(Value::String(value.to_string()))),
+        ]
+    }
+}
+
 /// Where a configuration value came from, for error messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
@@ -131,6 +278,8 @@ pub(crate) enum Origin {
     },
     /// An environment variable.
     Env(String),
+    /// A command-line flag.
+    Flag(&'static str),
 }
 
 impl fmt::Display for Origin {
@@ -142,6 +291,7 @@ impl fmt::Display for Origin {
             } => write!(f, "{}:{line}", path.display()),
             Origin::File { path, line: None } => write!(f, "{}", path.display()),
             Origin::Env(var) => f.write_str(var),
+            Origin::Flag(flag) => f.write_str(flag),
         }
     }
 }
@@ -201,19 +351,21 @@ pub(crate) struct Source<'a> {
     pub(crate) text: &'a str,
 }
 
-/// Reads `path` (if any) and loads it with the overrides in `env`.
+/// Reads `path` (if any) and loads it with the overrides in `env`, then
+/// those of `flags`.
 pub(crate) fn load_file(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
+    flags: &[FlagOverride],
 ) -> Result<Loaded, ConfigError> {
     match path {
-        None => load(None, env),
+        None => load(None, env, flags),
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
-            load(Some(Source { path, text: &text }), env)
+            load(Some(Source { path, text: &text }), env, flags)
         }
     }
 }
@@ -235,11 +387,13 @@ pub(crate) fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
     Ok(out)
 }
 
-/// Loads a configuration from a file's text (none: all defaults) and
-/// environment overrides. Pure: `env` is passed in.
+/// Loads a configuration from a file's text (none: all defaults),
+/// environment overrides, then flag overrides. Pure: `env` and `flags` are
+/// passed in.
 pub(crate) fn load(
     source: Option<Source<'_>>,
     env: impl IntoIterator<Item = (String, String)>,
+    flags: &[FlagOverride],
 ) -> Result<Loaded, ConfigError> {
     let mut table = match source {
         None => Table::new(),
@@ -249,7 +403,7 @@ pub(crate) fn load(
         })?,
     };
 
-    let mut env_origins: HashMap<(Option<String>, String), String> = HashMap::new();
+    let mut env_origins: HashMap<(Option<String>, String), Origin> = HashMap::new();
     let mut ignored_env = Vec::new();
     let mut env: Vec<(String, String)> = env.into_iter().collect();
     env.sort();
@@ -279,12 +433,39 @@ pub(crate) fn load(
                 }
             }
         }
-        env_origins.insert((section, key), var);
+        env_origins.insert((section, key), Origin::Env(var));
+    }
+    for flag in flags {
+        let slot = match flag.section {
+            None => Some(&mut table),
+            Some(section) => match table
+                .entry(section)
+                .or_insert_with(|| Value::Table(Table::new()))
+            {
+                Value::Table(t) => Some(t),
+                // Reported below against the file, as for the environment.
+                _ => None,
+            },
+        };
+        if let Some(t) = slot {
+            match &flag.value {
+                Some(value) => {
+                    t.insert(flag.key.to_string(), value.clone());
+                }
+                None => {
+                    t.remove(flag.key);
+                }
+            }
+        }
+        env_origins.insert(
+            (flag.section.map(str::to_string), flag.key.to_string()),
+            Origin::Flag(flag.flag),
+        );
     }
 
     let origin_of = |section: Option<&str>, key: &str| -> Origin {
-        if let Some(var) = env_origins.get(&(section.map(str::to_string), key.to_string())) {
-            return Origin::Env(var.clone());
+        if let Some(origin) = env_origins.get(&(section.map(str::to_string), key.to_string())) {
+            return origin.clone();
         }
         match source {
             Some(src) => Origin::File {
@@ -318,17 +499,21 @@ pub(crate) fn load(
             ("feeds", Value::Table(t)) => {
                 check_keys::<FeedsSection>(t, |k, m| key_error(Some("feeds"), k, m))?
             }
+            ("ingest", Value::Table(t)) => {
+                check_keys::<IngestSection>(t, |k, m| key_error(Some("ingest"), k, m))?
+            }
             _ => {
                 let mut single = Table::new();
                 single.insert(key.clone(), value.clone());
                 if let Err(e) = single.try_into::<Config>() {
-                    let message =
-                        if SECTIONS.contains(&key.as_str()) || TOP_KEYS.contains(&key.as_str()) {
-                            e.message().to_string()
-                        } else {
-                            "unknown key; expected one of `listen`, [gateway], [bus], [feeds]"
-                                .to_string()
-                        };
+                    let message = if SECTIONS.contains(&key.as_str())
+                        || TOP_KEYS.contains(&key.as_str())
+                    {
+                        e.message().to_string()
+                    } else {
+                        "unknown key; expected one of `listen`, [gateway], [bus], [feeds], [ingest]"
+                            .to_string()
+                    };
                     return Err(key_error(None, key, message));
                 }
             }
@@ -355,6 +540,37 @@ pub(crate) fn load(
             format!("must be from 1 to {MAX_SUBSCRIBER_CAPACITY}"),
         ));
     }
+    if let Err(message) = check_prefix(&config.bus.prefix) {
+        return Err(key_error(Some("bus"), "prefix", message));
+    }
+    for (key, value) in [
+        ("publish_queue", config.bus.publish_queue),
+        ("publish_batch", config.bus.publish_batch),
+    ] {
+        if value == 0 {
+            return Err(key_error(Some("bus"), key, "must be at least 1".into()));
+        }
+    }
+    match (config.bus.kind, &config.bus.url) {
+        (BusKind::Redis, None) => {
+            return Err(key_error(
+                Some("bus"),
+                "kind",
+                "\"redis\" needs `bus.url` (e.g. redis://127.0.0.1:6379), or pass --bus URL".into(),
+            ));
+        }
+        (BusKind::Redis, Some(url)) => {
+            parse_target(url).map_err(|m| key_error(Some("bus"), "url", m))?;
+        }
+        (BusKind::Memory, Some(_)) => {
+            return Err(key_error(
+                Some("bus"),
+                "url",
+                "only used with `bus.kind = \"redis\"`; set that too, or pass --bus URL".into(),
+            ));
+        }
+        (BusKind::Memory, None) => {}
+    }
 
     // A relative feeds file named in the config file is relative to it.
     if let (Some(file), Some(src)) = (&config.feeds.file, source) {
@@ -370,6 +586,21 @@ pub(crate) fn load(
         config,
         ignored_env,
     })
+}
+
+/// A Redis key prefix must be non-empty and must not break the hash tags
+/// (`{topic}`) or the space-separated values the Redis bus writes.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let bad = prefix.is_empty()
+        || prefix
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(format!(
+            "{prefix:?}: must be non-empty, without braces, spaces or control characters"
+        ));
+    }
+    Ok(())
 }
 
 /// Deserializes each key of `table` alone into `T`, reporting the first
@@ -441,307 +672,4 @@ fn line_of(text: &str, section: Option<&str>, key: &str) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn from_text(text: &str, vars: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
-        load(
-            Some(Source {
-                path: Path::new("tickwire.toml"),
-                text,
-            }),
-            env(vars),
-        )
-    }
-
-    #[test]
-    fn defaults_without_file_or_env() {
-        let loaded = load(None, env(&[])).expect("defaults load");
-        let c = loaded.config;
-        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.bus, BusConfig::default());
-        assert_eq!(c.bus.kind, BusKind::Memory);
-        assert_eq!(c.feeds.file, None);
-        assert_eq!(
-            c.gateway.max_subscriptions,
-            GatewayConfig::default().max_subscriptions
-        );
-        assert!(loaded.ignored_env.is_empty());
-    }
-
-    #[test]
-    fn parses_every_table() {
-        let text = r#"
-listen = "0.0.0.0:9000"
-
-[gateway]
-max_subscriptions = 10
-heartbeat_ms = 500
-
-[bus]
-kind = "memory"
-history_len = 50
-subscriber_capacity = 8
-
-[feeds]
-file = "feeds/demo.toml"
-"#;
-        let c = load(
-            Some(Source {
-                path: Path::new("conf/tickwire.toml"),
-                text,
-            }),
-            env(&[]),
-        )
-        .expect("valid file")
-        .config;
-        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(c.gateway.max_subscriptions, 10);
-        assert_eq!(c.gateway.heartbeat_ms, 500);
-        assert_eq!(
-            c.gateway.max_requests_per_sec,
-            GatewayConfig::default().max_requests_per_sec,
-            "unset keys keep their defaults"
-        );
-        assert_eq!(
-            c.bus,
-            BusConfig {
-                kind: BusKind::Memory,
-                history_len: 50,
-                subscriber_capacity: 8
-            }
-        );
-        assert_eq!(
-            c.feeds.file,
-            Some(PathBuf::from("conf/feeds/demo.toml")),
-            "relative to the config file's folder"
-        );
-    }
-
-    #[test]
-    fn env_overrides_file() {
-        let text = "listen = \"127.0.0.1:1\"\n[gateway]\nmax_subscriptions = 10\n";
-        let loaded = from_text(
-            text,
-            &[
-                ("TICKWIRE_GATEWAY_MAX_SUBSCRIPTIONS", "20"),
-                ("TICKWIRE_LISTEN", "127.0.0.1:2"),
-                ("TICKWIRE_BUS_HISTORY_LEN", "7"),
-                ("TICKWIRE_FEEDS_FILE", "feeds/demo.toml"),
-                ("TICKWIRE_CONFIG", "tickwire.toml"),
-                ("TICKWIRE_NOPE", "1"),
-            ],
-        )
-        .expect("valid overrides");
-        let c = loaded.config;
-        assert_eq!(c.gateway.max_subscriptions, 20);
-        assert_eq!(c.listen.to_string(), "127.0.0.1:2");
-        assert_eq!(c.bus.history_len, 7);
-        assert_eq!(
-            c.feeds.file,
-            Some(PathBuf::from("feeds/demo.toml")),
-            "relative to the working directory"
-        );
-        assert_eq!(loaded.ignored_env, vec!["TICKWIRE_NOPE".to_string()]);
-    }
-
-    #[test]
-    fn env_without_file() {
-        let c = load(None, env(&[("TICKWIRE_BUS_KIND", "memory")]))
-            .expect("valid")
-            .config;
-        assert_eq!(c.bus.kind, BusKind::Memory);
-    }
-
-    #[test]
-    fn env_keys_and_values() {
-        assert_eq!(
-            env_key("TICKWIRE_GATEWAY_MAX_SUBSCRIPTIONS"),
-            Some((Some("gateway".into()), "max_subscriptions".into()))
-        );
-        assert_eq!(env_key("TICKWIRE_LISTEN"), Some((None, "listen".into())));
-        assert_eq!(env_key("TICKWIRE_GATEWAY_"), None);
-        assert_eq!(env_key("TICKWIRE_GATEWAYX_A"), None);
-        assert_eq!(env_key("OTHER_LISTEN"), None);
-        assert_eq!(env_value("10"), Value::Integer(10));
-        assert_eq!(env_value("true"), Value::Boolean(true));
-        assert_eq!(env_value("\"x y\""), Value::String("x y".into()));
-        assert_eq!(
-            env_value("127.0.0.1:8080"),
-            Value::String("127.0.0.1:8080".into())
-        );
-        assert_eq!(env_value(""), Value::String(String::new()));
-        assert_eq!(
-            env_value("1\nlisten = 2"),
-            Value::String("1\nlisten = 2".into()),
-            "one value, never a document"
-        );
-    }
-
-    fn key_error(r: Result<Loaded, ConfigError>) -> (Origin, String, String) {
-        match r {
-            Err(ConfigError::Key {
-                origin,
-                key,
-                message,
-            }) => (origin, key, message),
-            other => panic!("expected a key error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn unknown_key_in_file_is_named_with_its_line() {
-        let (origin, key, message) = key_error(from_text(
-            "[gateway]\nmax_subscriptions = 1\nmax_subs = 10\n",
-            &[],
-        ));
-        assert_eq!(
-            origin,
-            Origin::File {
-                path: "tickwire.toml".into(),
-                line: Some(3)
-            }
-        );
-        assert_eq!(key, "gateway.max_subs");
-        assert!(message.contains("unknown field `max_subs`"), "{message}");
-        let shown = key_error(from_text("[gateway]\nmax_subs = 10\n", &[]));
-        let text = ConfigError::Key {
-            origin: shown.0,
-            key: shown.1,
-            message: shown.2,
-        }
-        .to_string();
-        assert!(
-            text.starts_with("tickwire.toml:2: `gateway.max_subs`: unknown field `max_subs`"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn unknown_top_level_key_and_table() {
-        let (origin, key, _) = key_error(from_text("lisen = \"127.0.0.1:1\"\n", &[]));
-        assert_eq!(key, "lisen");
-        assert_eq!(
-            origin,
-            Origin::File {
-                path: "tickwire.toml".into(),
-                line: Some(1)
-            }
-        );
-        let (_, key, _) = key_error(from_text("[redis]\nurl = \"x\"\n", &[]));
-        assert_eq!(key, "redis");
-        let (_, key, message) = key_error(from_text("gateway = 5\n", &[]));
-        assert_eq!(key, "gateway");
-        assert!(message.contains("invalid type"), "{message}");
-    }
-
-    #[test]
-    fn bad_value_in_file_is_named() {
-        let (origin, key, message) = key_error(from_text("\n[bus]\nhistory_len = \"lots\"\n", &[]));
-        assert_eq!(key, "bus.history_len");
-        assert_eq!(
-            origin,
-            Origin::File {
-                path: "tickwire.toml".into(),
-                line: Some(3)
-            }
-        );
-        assert!(message.contains("invalid type"), "{message}");
-        let (_, key, _) = key_error(from_text("[bus]\nkind = \"carrier-pigeon\"\n", &[]));
-        assert_eq!(key, "bus.kind");
-        let (_, key, _) = key_error(from_text("listen = \"localhost\"\n", &[]));
-        assert_eq!(key, "listen");
-        let (_, key, message) = key_error(from_text("[bus]\nsubscriber_capacity = 0\n", &[]));
-        assert_eq!(key, "bus.subscriber_capacity");
-        assert!(message.contains("from 1"), "{message}");
-    }
-
-    #[test]
-    fn bad_value_in_env_is_named() {
-        let (origin, key, message) = key_error(from_text(
-            "[gateway]\nmax_subscriptions = 10\n",
-            &[("TICKWIRE_GATEWAY_MAX_SUBSCRIPTIONS", "abc")],
-        ));
-        assert_eq!(
-            origin,
-            Origin::Env("TICKWIRE_GATEWAY_MAX_SUBSCRIPTIONS".into())
-        );
-        assert_eq!(key, "gateway.max_subscriptions");
-        assert!(message.contains("invalid type"), "{message}");
-        let (origin, key, _) = key_error(load(None, env(&[("TICKWIRE_GATEWAY_MAX_SUBS", "1")])));
-        assert_eq!(origin, Origin::Env("TICKWIRE_GATEWAY_MAX_SUBS".into()));
-        assert_eq!(key, "gateway.max_subs");
-        let (origin, key, _) = key_error(load(None, env(&[("TICKWIRE_LISTEN", "nowhere")])));
-        assert_eq!(origin, Origin::Env("TICKWIRE_LISTEN".into()));
-        assert_eq!(key, "listen");
-        let (origin, _, _) = key_error(load(
-            None,
-            env(&[("TICKWIRE_BUS_SUBSCRIBER_CAPACITY", "0")]),
-        ));
-        assert_eq!(
-            origin,
-            Origin::Env("TICKWIRE_BUS_SUBSCRIBER_CAPACITY".into())
-        );
-    }
-
-    /// The README documents every key with its default: it must load, and
-    /// describe exactly the defaults.
-    #[test]
-    fn readme_example_is_valid_and_shows_the_defaults() {
-        let readme = include_str!("../../../README.md");
-        let block = readme
-            .split("```toml\n")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("README has a ```toml block");
-        let loaded = from_text(block, &[]).expect("README config loads");
-        assert_eq!(
-            format!("{:?}", loaded.config),
-            format!("{:?}", Config::default())
-        );
-        for key in [
-            "max_subscriptions",
-            "max_requests_per_sec",
-            "max_message_bytes",
-            "heartbeat_ms",
-            "slow_consumer_timeout_ms",
-            "close_grace_ms",
-            "trade_queue_len",
-            "control_queue_len",
-            "max_batch_bytes",
-            "shutdown_timeout_ms",
-            "history_len",
-            "subscriber_capacity",
-        ] {
-            assert!(block.contains(&format!("\n{key} = ")), "README omits {key}");
-        }
-    }
-
-    #[test]
-    fn syntax_error_names_the_file() {
-        match from_text("[gateway\n", &[]) {
-            Err(ConfigError::Syntax { path, message }) => {
-                assert_eq!(path, Path::new("tickwire.toml"));
-                assert!(message.contains("line 1"), "{message}");
-            }
-            other => panic!("expected a syntax error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn missing_file_is_a_read_error() {
-        match load_file(Some(Path::new("/nonexistent/tickwire.toml")), env(&[])) {
-            Err(ConfigError::Read { path, .. }) => {
-                assert_eq!(path, Path::new("/nonexistent/tickwire.toml"))
-            }
-            other => panic!("expected a read error, got {other:?}"),
-        }
-    }
-}
+mod tests;

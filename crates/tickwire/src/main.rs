@@ -1,6 +1,7 @@
 //! `tickwire`: the one binary. Parses the command line, sets up logging to
 //! stderr, and hands over to a subcommand in [`cli`].
 
+mod bus;
 mod cli;
 mod config;
 

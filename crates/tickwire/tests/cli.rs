@@ -404,3 +404,143 @@ fn bad_config_stops_start_up_naming_the_key() {
         out.stderr
     );
 }
+
+/// A port that was free a moment ago: nothing listens there.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Starts a serving command and returns it with its first stdout line.
+/// Only errors are logged: the warnings about an absent Redis are expected.
+fn start_serving(args: &[&str]) -> (Guard, u32, String) {
+    let mut child = tickwire(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tickwire");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = Guard(child);
+    let line = first_line(stdout);
+    (guard, pid, line)
+}
+
+/// `ADDR` of the first `http://ADDR` in a line.
+fn http_addr(line: &str) -> String {
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ' ']).next())
+        .unwrap_or_else(|| panic!("no http address in {line:?}"))
+        .to_string()
+}
+
+fn terminate(pid: u32, child: &mut Guard) -> ExitStatus {
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    child.wait()
+}
+
+#[test]
+fn every_command_says_what_it_does() {
+    for (command, says) in [
+        ("run", "in one process"),
+        ("ingest", "onto a Redis bus"),
+        ("gateway", "from a Redis bus"),
+    ] {
+        let out = run_to_end(tickwire(&[command, "--help"]));
+        assert!(out.status.success(), "{command} --help: {}", out.stderr);
+        for text in [says, "--bus", "redis-cluster://", "--config"] {
+            assert!(
+                out.stdout.contains(text),
+                "`{command} --help` mentions {text:?}: {}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_bus_url_stops_start_up_naming_the_flag_or_key() {
+    for command in ["run", "ingest", "gateway"] {
+        let out = run_to_end(tickwire(&[
+            command,
+            "--bus",
+            "http://127.0.0.1:6379",
+            "--listen",
+            "127.0.0.1:0",
+        ]));
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{command}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("--bus: `bus.url`") && out.stderr.contains("redis://HOST:PORT"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    let mut cmd = tickwire(&["gateway", "--listen", "127.0.0.1:0"]);
+    cmd.env("TICKWIRE_BUS_KIND", "redis")
+        .env("TICKWIRE_BUS_URL", "redis-cluster://");
+    let out = run_to_end(cmd);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("TICKWIRE_BUS_URL: `bus.url`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ingest_and_gateway_need_a_redis_bus() {
+    for command in ["ingest", "gateway"] {
+        let out = run_to_end(tickwire(&[command, "--listen", "127.0.0.1:0"]));
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--bus redis://HOST:PORT"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// Redis down at start-up (nothing listens on the port): both commands
+/// start, wait for it, are not ready, and still stop cleanly on SIGTERM.
+#[test]
+fn unreachable_redis_is_waited_for_never_fatal() {
+    let bus = format!("redis://127.0.0.1:{}", free_port());
+    let (mut gateway, gateway_pid, line) =
+        start_serving(&["gateway", "--bus", &bus, "--listen", "127.0.0.1:0"]);
+    assert!(line.starts_with("tickwire serving on http://"), "{line}");
+    let gateway_addr = http_addr(&line);
+    let (mut ingest, ingest_pid, line) =
+        start_serving(&["ingest", "--bus", &bus, "--listen", "127.0.0.1:0"]);
+    assert!(line.starts_with("tickwire ingest publishing to"), "{line}");
+    let ingest_addr = http_addr(&line);
+
+    thread::sleep(Duration::from_secs(2));
+    for (name, child) in [("gateway", &mut gateway), ("ingest", &mut ingest)] {
+        assert!(
+            child.0.try_wait().expect("try_wait").is_none(),
+            "{name} keeps running without Redis"
+        );
+    }
+    for addr in [&gateway_addr, &ingest_addr] {
+        assert_eq!(http_get_status(addr, "/healthz"), 200, "{addr}");
+        assert_eq!(http_get_status(addr, "/readyz"), 503, "{addr}");
+    }
+    assert_eq!(http_get_status(&ingest_addr, "/metrics"), 200);
+
+    for (name, pid, child) in [
+        ("gateway", gateway_pid, &mut gateway),
+        ("ingest", ingest_pid, &mut ingest),
+    ] {
+        let status = terminate(pid, child);
+        assert!(status.success(), "{name}: graceful exit: {status:?}");
+    }
+}

@@ -1,5 +1,8 @@
 //! The command line: one subcommand per module, parsed with clap derive.
 
+mod common;
+mod gateway;
+mod ingest;
 mod run;
 mod sub;
 
@@ -21,6 +24,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Ingest(ingest::IngestArgs),
+    Gateway(gateway::GatewayArgs),
     Sub(sub::SubArgs),
 }
 
@@ -29,6 +34,8 @@ enum Command {
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Ingest(args) => ingest::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
         Command::Sub(args) => sub::run(args).await,
     }
 }

@@ -1,0 +1,88 @@
+//! `tickwire gateway`: a gateway on its own, fed from Redis, until ctrl-c
+//! or SIGTERM, then a graceful drain.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use tickwire_gateway::Gateway;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::common::{self, ConfigArgs, Signals};
+use crate::bus;
+use crate::config::BusKind;
+
+/// Serve clients from a Redis bus: WebSocket, HTTP and metrics, no feeds.
+///
+/// Run any number of these, on any machines, beside one or more `tickwire
+/// ingest` on the same Redis (or Redis Cluster): each gateway subscribes in
+/// Redis only to the topics its own clients want, and all of them serve
+/// the same streams (same `epoch` and `seq`), so a client can resume on
+/// another gateway with `from_seq`.
+///
+/// Example:
+///   tickwire gateway --bus redis://127.0.0.1:6379 --listen 0.0.0.0:8080
+///
+/// Prints the URL it serves on stdout once it accepts connections. While
+/// Redis is unreachable it keeps every client connection, tells clients
+/// their instruments are stale, answers 503 on /readyz, and reconnects;
+/// when Redis is back it sends fresh snapshots. Ctrl-c or SIGTERM closes
+/// client connections with 1001 and waits for them
+/// (`gateway.shutdown_timeout_ms`); a second signal exits at once.
+///
+/// Configuration: as for `tickwire run` (`listen`, [gateway], [bus]).
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct GatewayArgs {
+    /// Address to listen on (overrides `listen`); port 0 picks a free port
+    /// and the real address is printed.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    common: ConfigArgs,
+}
+
+/// Runs until a signal, then drains.
+pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    if tickwire_gateway::install_metrics().is_none() {
+        warn!("another metrics recorder is installed; /metrics will be empty");
+    }
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
+
+    let mut config = common::load_config(&args.common)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if config.bus.kind != BusKind::Redis {
+        bail!(
+            "`tickwire gateway` is fed from Redis: pass --bus redis://HOST:PORT (or set \
+             `bus.kind = \"redis\"` and `bus.url`); `tickwire run` serves the memory bus"
+        );
+    }
+    info!(
+        file = %common::describe_file(&args.common),
+        listen = %config.listen,
+        bus = %config.bus.describe(),
+        "configuration loaded"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let connected = bus::connect(&config.bus).await?;
+
+    let shutdown = CancellationToken::new();
+    let _stop_on_exit = shutdown.clone().drop_guard();
+    let gateway = Gateway::start(listener, connected.bus, config.gateway, shutdown.clone())
+        .await
+        .context("cannot start the gateway")?;
+
+    common::announce(gateway.local_addr());
+
+    let signal = signals.next().await;
+    info!(signal, "shutting down: closing connections");
+    shutdown.cancel();
+    Ok(common::drain(&mut signals, gateway.wait()).await)
+}
