@@ -136,11 +136,13 @@ pub(crate) async fn run<S>(
         match msg {
             Some(Ok(Message::Text(text))) => session.on_request(text.as_bytes()).await,
             Some(Ok(Message::Binary(_))) => {
-                session.reply_error(
-                    None,
-                    ErrorCode::BadRequest,
-                    "binary frames are not accepted; send JSON text",
-                );
+                if session.admit() {
+                    session.reply_error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary frames are not accepted; send JSON text",
+                    );
+                }
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Ok(Message::Close(_))) | None => break CloseReason::Ended,

@@ -1115,6 +1115,23 @@ async fn sustained_abuse_past_the_rate_closes_with_4029() {
     assert_eq!(c.closed_with().await, 4029);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_frames_count_against_the_rate_too() {
+    let cfg = GatewayConfig {
+        max_requests_per_sec: 2,
+        ..GatewayConfig::default()
+    };
+    let server = Server::start(cfg).await;
+    let mut c = Client::connect(&server).await;
+    for _ in 0..40 {
+        c.ws.feed(Message::Binary(vec![1u8, 2, 3].into()))
+            .await
+            .expect("feed");
+    }
+    c.ws.flush().await.expect("flush");
+    assert_eq!(c.closed_with().await, 4029);
+}
+
 /// Sends one message that may be refused mid-way (the server closes while
 /// it is still being written); the outcome is judged by the close frame.
 async fn send_oversized(c: &mut Client, text: String) {

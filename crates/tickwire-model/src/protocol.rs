@@ -2,6 +2,7 @@
 //! the right error code for every malformed shape, and encoding every
 //! server message in the field order clients see documented.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use bytes::Bytes;
@@ -12,6 +13,10 @@ use crate::{Channel, Instrument};
 
 /// The protocol version spoken here.
 pub const VERSION: u32 = 1;
+
+/// Most symbols one request may name. Far above any sensible request, and
+/// low enough that parsing one never takes a noticeable time.
+pub const MAX_SYMBOLS: usize = 4096;
 
 /// Longest accepted `throttle_ms` (one minute); longer is a client bug.
 pub const MAX_THROTTLE_MS: u64 = 60_000;
@@ -339,8 +344,21 @@ fn parse_symbols(
             ));
         }
     };
+    if list.len() > MAX_SYMBOLS {
+        return Err(RequestError::new(
+            id,
+            ErrorCode::BadRequest,
+            format!(
+                "`symbols` holds {} entries; at most {MAX_SYMBOLS} per request",
+                list.len()
+            ),
+        ));
+    }
     let mut symbols = Vec::with_capacity(list.len());
     let mut invalid = Vec::new();
+    // Sets, so a request of many symbols costs linear time, not quadratic.
+    let mut seen: HashSet<SymbolSelector> = HashSet::with_capacity(list.len());
+    let mut seen_invalid: HashSet<&str> = HashSet::new();
     for s in list {
         let Value::String(s) = s else {
             return Err(RequestError::new(
@@ -350,10 +368,16 @@ fn parse_symbols(
             ));
         };
         match SymbolSelector::parse(s) {
-            Some(sel) if !symbols.contains(&sel) => symbols.push(sel),
-            Some(_) => {}
-            None if !invalid.contains(s) => invalid.push(s.clone()),
-            None => {}
+            Some(sel) => {
+                if seen.insert(sel.clone()) {
+                    symbols.push(sel);
+                }
+            }
+            None => {
+                if seen_invalid.insert(s.as_str()) {
+                    invalid.push(s.clone());
+                }
+            }
         }
     }
     Ok((symbols, invalid))
@@ -397,10 +421,11 @@ fn parse_subscribe(obj: &Map<String, Value>, id: Option<RequestId>) -> Parsed<Su
                 ));
             }
             let mut out = Vec::with_capacity(map.len());
+            let listed: HashSet<&SymbolSelector> = symbols.iter().collect();
             for (sym, seq) in map {
                 let instrument = Instrument::parse(sym)
                     .ok()
-                    .filter(|i| symbols.contains(&SymbolSelector::Instrument(i.clone())));
+                    .filter(|i| listed.contains(&SymbolSelector::Instrument(i.clone())));
                 let Some(instrument) = instrument else {
                     return Err(RequestError::new(
                         &id,

@@ -227,6 +227,26 @@ fn server_messages_are_golden() {
     }
 }
 
+#[test]
+fn huge_symbol_lists_are_refused_and_large_ones_parse_fast() {
+    let many: Vec<String> = (0..MAX_SYMBOLS + 1)
+        .map(|i| format!("v:S{i}-USD"))
+        .collect();
+    let text = serde_json::json!({"op":"subscribe","channel":"quote","symbols":many}).to_string();
+    assert_eq!(code_of(&text), ErrorCode::BadRequest);
+    // At the limit, distinct and duplicated entries parse (linear dedupe).
+    let mut at_limit: Vec<String> = (0..MAX_SYMBOLS / 2)
+        .map(|i| format!("v:S{i}-USD"))
+        .collect();
+    at_limit.extend(at_limit.clone());
+    let text =
+        serde_json::json!({"op":"subscribe","channel":"quote","symbols":at_limit}).to_string();
+    let Ok(Request::Subscribe(s)) = parse_request(text.as_bytes()) else {
+        panic!("valid")
+    };
+    assert_eq!(s.symbols.len(), MAX_SYMBOLS / 2);
+}
+
 proptest! {
     /// No input makes the parser panic, and every rejection names a code.
     #[test]
