@@ -33,6 +33,11 @@ pub struct OutboxConfig {
     /// Trades of one topic taken per drain pass, so that a busy trade topic
     /// cannot starve the others. Default 256.
     pub trade_batch: usize,
+    /// Replayed (`from_seq`) trades one connection may hold beyond its
+    /// queues at once; older ones are announced as a `history_expired` gap.
+    /// Default 20 000: two full histories of a busy topic, so one client
+    /// cannot make the gateway hold thousands of histories in memory.
+    pub replay_budget: usize,
 }
 
 impl Default for OutboxConfig {
@@ -41,6 +46,7 @@ impl Default for OutboxConfig {
             trade_queue_len: 4096,
             control_queue_len: 1024,
             trade_batch: 256,
+            replay_budget: 20_000,
         }
     }
 }
@@ -141,6 +147,12 @@ struct Slot {
     overflow: Option<(u64, u64)>,
     /// Highest `seq` taken into this slot; lower ones are duplicates.
     position: u64,
+    /// Whether `position` is known (a snapshot, a live start, a replay or
+    /// a trade set it); only then does a jump in `seq` mean a hole.
+    anchored: bool,
+    /// What a hole before the next trade is: trades history did not hold
+    /// right after a replay, the bus losing them otherwise.
+    hole: GapReason,
     epoch: Option<Epoch>,
     throttle: Duration,
     /// When this slot last went out; with `throttle`, when it may again.
@@ -150,7 +162,8 @@ struct Slot {
     held: bool,
     /// Set while `from_seq` history is being fetched: live trades wait here.
     replaying: bool,
-    /// Trade queue bound: the configured length, or more right after a replay.
+    /// Trade queue bound: the configured length, or more right after a
+    /// replay (the excess counts against the connection's replay budget).
     cap: usize,
 }
 
@@ -176,6 +189,8 @@ struct State {
     /// Frames held (control + values + queued trades), for bounds and metrics.
     depth: usize,
     tally: Tally,
+    /// Room granted to replays beyond the configured trade queues.
+    replay_extra: usize,
 }
 
 /// One connection's outbox. Shared between the hub (offers) and the
@@ -222,6 +237,12 @@ impl Outbox {
             items: VecDeque::new(),
             overflow: None,
             position: replay_from.map_or(0, |f| f.saturating_sub(1)),
+            anchored: replay_from.is_some(),
+            hole: if replay_from.is_some() {
+                GapReason::HistoryExpired
+            } else {
+                GapReason::Upstream
+            },
             epoch: None,
             throttle,
             last_sent: None,
@@ -284,6 +305,7 @@ impl Outbox {
         }
         if let Some(slot) = st.slots[id.index as usize].take() {
             st.depth -= slot.queued();
+            st.replay_extra -= slot.cap.saturating_sub(self.config.trade_queue_len);
             st.free.push(id.index);
             st.ready.retain(|&i| i != id.index);
         }
@@ -294,6 +316,7 @@ impl Outbox {
     pub fn set_position(&self, id: SlotId, seq: u64, epoch: &Epoch) {
         if let Some(slot) = self.lock().slot_mut(id) {
             slot.position = seq;
+            slot.anchored = true;
             slot.epoch = Some(epoch.clone());
         }
     }
@@ -323,15 +346,28 @@ impl Outbox {
             return;
         }
         let seq = update.seq();
-        if slot.epoch.as_ref() != Some(update.epoch()) {
-            // A new sequence run (ingest restarted without shared state):
-            // positions of the old run mean nothing for it.
-            if slot.epoch.is_some() && !slot.replaying {
-                slot.position = 0;
+        match &slot.epoch {
+            Some(e) if e == update.epoch() => {
+                if seq <= slot.position {
+                    return;
+                }
             }
-            slot.epoch = Some(update.epoch().clone());
-        } else if seq <= slot.position {
-            return;
+            Some(_) => {
+                // A new sequence run (ingest restarted without shared
+                // state): positions of the old run mean nothing for it.
+                if !slot.replaying {
+                    slot.position = 0;
+                    slot.anchored = false;
+                }
+                slot.epoch = Some(update.epoch().clone());
+            }
+            None => {
+                // The first update seen; a position set by a replay holds.
+                if slot.anchored && seq <= slot.position {
+                    return;
+                }
+                slot.epoch = Some(update.epoch().clone());
+            }
         }
         let before = slot.queued();
         if update.topic().channel.is_conflatable() {
@@ -340,10 +376,13 @@ impl Outbox {
             }
             slot.value = Some(frame);
         } else {
-            if slot.position > 0 && seq > slot.position + 1 && !slot.replaying {
-                // The bus skipped trades before they reached us: say so.
+            if slot.anchored && seq > slot.position + 1 && !slot.replaying {
+                // Trades this client should have had never reached us.
                 slot.items
-                    .push_back(Item::Gap(slot.position + 1, seq - 1, GapReason::Upstream));
+                    .push_back(Item::Gap(slot.position + 1, seq - 1, slot.hole));
+            }
+            if !slot.replaying {
+                slot.hole = GapReason::Upstream;
             }
             slot.items.push_back(Item::Trade(seq, frame));
             while slot.items.len() > slot.cap.max(trade_cap) {
@@ -351,6 +390,7 @@ impl Outbox {
             }
         }
         slot.position = seq;
+        slot.anchored = true;
         st.depth = st.depth + slot.queued() - before;
         if !slot.held && slot.mark == Mark::Idle {
             slot.mark = Mark::Ready;
@@ -407,12 +447,27 @@ impl Outbox {
             merged.push_back(Item::Trade(seq, frame));
             next = seq + 1;
         }
+        let replayed_any = !merged.is_empty();
         slot.items = merged;
-        // The replay may exceed the queue length: it is bounded by history
-        // and shrinks back to the queue length as the writer drains it; live
-        // trades get the usual room on top of it.
+        // The replay may exceed the queue length, within the connection's
+        // replay budget; the oldest beyond it become one gap at the front.
+        let room = trade_cap.max(self.config.replay_budget.saturating_sub(st.replay_extra));
+        while slot.items.len() > room {
+            drop_oldest(slot, &mut st.tally);
+        }
+        if let Some((from, to)) = slot.overflow.take() {
+            slot.items
+                .push_front(Item::Gap(from, to, GapReason::HistoryExpired));
+        }
+        // Live trades get the usual room on top; the excess shrinks back
+        // as the writer drains it.
         slot.cap = slot.items.len() + trade_cap;
+        st.replay_extra += slot.items.len();
         slot.position = slot.position.max(next - 1);
+        slot.anchored = true;
+        if replayed_any {
+            slot.hole = GapReason::Upstream;
+        }
         // History may run ahead of the hub's fan-out: live trades it already
         // covers can still arrive, and only a known epoch lets them be
         // recognized as duplicates.
@@ -486,6 +541,7 @@ impl Outbox {
     /// ready order (a slot still holding trades goes to the back for the
     /// next pass). Throttled slots whose time has come rejoin the queue.
     pub fn drain(&self, now: Instant, out: &mut Vec<Frame>) -> Drained {
+        let trade_cap = self.config.trade_queue_len;
         let mut st = self.lock();
         let st = &mut *st;
         while let Some(Reverse((at, index, generation))) = st.timers.peek().copied() {
@@ -549,7 +605,9 @@ impl Outbox {
                 }
             }
             st.depth -= before - slot.queued();
-            slot.cap = slot.cap.min(slot.items.len());
+            let extra = slot.cap.saturating_sub(trade_cap);
+            slot.cap = slot.cap.min(slot.items.len() + trade_cap);
+            st.replay_extra -= extra - slot.cap.saturating_sub(trade_cap);
             slot.last_sent = Some(now);
             if slot.has_data() {
                 st.ready.push_back(index);

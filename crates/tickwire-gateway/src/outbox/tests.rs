@@ -267,6 +267,105 @@ fn live_trades_already_in_history_are_not_repeated() {
     assert_eq!(seqs, (3..=11).collect::<Vec<_>>());
 }
 
+fn seqs_and_gaps(got: &[serde_json::Value]) -> Vec<String> {
+    got.iter()
+        .map(|v| match v["type"].as_str() {
+            Some("gap") => format!(
+                "gap {}-{} {}",
+                v["from_seq"],
+                v["to_seq"],
+                v["reason"].as_str().unwrap_or("")
+            ),
+            _ => v["seq"].to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn replay_with_empty_history_still_announces_the_hole() {
+    let i = inst("EMPTY");
+    for (from, expected) in [
+        (1, vec!["gap 1-150 history_expired", "151"]),
+        (100, vec!["gap 100-150 history_expired", "151"]),
+        (1000, vec![]),
+    ] {
+        let ob = Outbox::new(OutboxConfig::default());
+        let id = ob.open(
+            Topic::new(i.clone(), Channel::Trade),
+            Duration::ZERO,
+            Some(from),
+        );
+        // History unavailable (or a quiet topic): nothing replayed.
+        ob.finish_replay(id, from, &[]);
+        offer(&ob, id, &trade(&i, 151, &ep()));
+        let got = drain_all(&ob, Instant::now());
+        assert_eq!(seqs_and_gaps(&got), expected, "from_seq {from}");
+    }
+}
+
+#[test]
+fn replays_share_one_budget_per_connection() {
+    let config = OutboxConfig {
+        trade_queue_len: 8,
+        replay_budget: 50,
+        ..OutboxConfig::default()
+    };
+    let ob = Outbox::new(config);
+    let (a, b) = (inst("BUDA"), inst("BUDB"));
+    let sa = ob.open(
+        Topic::new(a.clone(), Channel::Trade),
+        Duration::ZERO,
+        Some(1),
+    );
+    let sb = ob.open(
+        Topic::new(b.clone(), Channel::Trade),
+        Duration::ZERO,
+        Some(1),
+    );
+    ob.finish_replay(
+        sa,
+        1,
+        &(1..=100).map(|s| trade(&a, s, &ep())).collect::<Vec<_>>(),
+    );
+    ob.finish_replay(
+        sb,
+        1,
+        &(1..=100).map(|s| trade(&b, s, &ep())).collect::<Vec<_>>(),
+    );
+    assert!(ob.depth() <= 50 + 8 + 2, "held {} frames", ob.depth());
+    let got = drain_all(&ob, Instant::now());
+    let first = |sym: &Instrument| {
+        got.iter()
+            .find(|v| v["symbol"] == sym.as_str())
+            .map(|v| seqs_and_gaps(std::slice::from_ref(v)))
+            .unwrap_or_default()
+    };
+    assert_eq!(first(&a), vec!["gap 1-50 history_expired"]);
+    assert_eq!(
+        first(&b),
+        vec!["gap 1-92 history_expired"],
+        "the budget was spent by the first replay"
+    );
+    // Drained: the budget is free again.
+    let sc = ob.open(
+        Topic::new(inst("BUDC"), Channel::Trade),
+        Duration::ZERO,
+        Some(1),
+    );
+    ob.finish_replay(
+        sc,
+        1,
+        &(1..=40)
+            .map(|s| trade(&inst("BUDC"), s, &ep()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        drain_all(&ob, Instant::now()).len(),
+        40,
+        "no gap once the budget is back"
+    );
+}
+
 #[test]
 fn replay_outside_history_gives_a_gap() {
     let ob = Outbox::new(OutboxConfig::default());
