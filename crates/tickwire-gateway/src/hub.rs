@@ -259,8 +259,16 @@ impl Hub {
         outbox.finish_replay(slot, from_seq, &history);
     }
 
-    /// The status notice for an instrument whose feed is stale right now.
+    /// The status notice for an instrument whose data is stale right now:
+    /// its feed is stale, or the bus is unreachable.
     pub fn stale_notice(&self, instrument: &Instrument) -> Option<Status> {
+        if !*self.bus.health().borrow() {
+            return Some(Status {
+                instrument: instrument.clone(),
+                state: FeedState::Stale,
+                reason: BUS_DOWN.into(),
+            });
+        }
         lock(&self.statuses)
             .get(instrument)
             .filter(|s| s.state == FeedState::Stale)
@@ -363,6 +371,11 @@ impl Hub {
     /// each outbox announce a gap); conflatable topics get their newest
     /// value as a fresh snapshot.
     async fn catch_up(&self, entry: &TopicEntry) {
+        // The subscription can come back before the bus answers reads
+        // (separate links): reading now would turn recoverable trades into
+        // gaps.
+        let mut health = self.bus.health();
+        let _ = tokio::time::timeout(INIT_WAIT, health.wait_for(|up| *up)).await;
         let (position, channel) = {
             let mut st = lock(&entry.state);
             st.resnapshot = true;
@@ -449,11 +462,11 @@ impl Hub {
     }
 }
 
-/// Queues a status notice as a control frame.
+/// Queues a status notice (newest per instrument wins).
 pub fn push_status(outbox: &Outbox, status: &Status) {
     let bytes = protocol::status(&status.instrument, status.state, &status.reason);
     if let Ok(frame) = Frame::try_from(bytes) {
-        outbox.push_control(frame);
+        outbox.push_notice(&status.instrument, frame);
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tickwire_model::protocol::{self, GapReason};
-use tickwire_model::{Channel, Epoch, Topic, Update};
+use tickwire_model::{Channel, Epoch, Instrument, Topic, Update};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -191,6 +191,9 @@ struct State {
     tally: Tally,
     /// Room granted to replays beyond the configured trade queues.
     replay_extra: usize,
+    /// Pending status notices, at most one per instrument (the newest):
+    /// a burst of stale/live changes never grows past the instruments.
+    notices: VecDeque<(Instrument, Frame)>,
 }
 
 /// One connection's outbox. Shared between the hub (offers) and the
@@ -484,7 +487,26 @@ impl Outbox {
         }
     }
 
-    /// Queues a control frame (ack, error, pong, status). Control frames go
+    /// Queues a status notice for an instrument, replacing one still
+    /// pending for it (statuses are idempotent: the newest is the truth).
+    /// Sent with control frames, before data.
+    pub fn push_notice(&self, instrument: &Instrument, frame: Frame) {
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return;
+        }
+        match st.notices.iter_mut().find(|(i, _)| i == instrument) {
+            Some(pending) => pending.1 = frame,
+            None => {
+                st.notices.push_back((instrument.clone(), frame));
+                st.depth += 1;
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Queues a control frame (ack, error, pong). Control frames go
     /// out before data at the next pass. Returns false if the outbox is
     /// closed, or has just been closed because the client reads nothing.
     pub fn push_control(&self, frame: Frame) -> bool {
@@ -556,8 +578,9 @@ impl Outbox {
                 }
             }
         }
-        st.depth -= st.control.len();
+        st.depth -= st.control.len() + st.notices.len();
         out.extend(st.control.drain(..));
+        out.extend(st.notices.drain(..).map(|(_, f)| f));
         let passes = st.ready.len();
         for _ in 0..passes {
             let Some(index) = st.ready.pop_front() else {

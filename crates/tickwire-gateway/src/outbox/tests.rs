@@ -388,6 +388,34 @@ fn replay_outside_history_gives_a_gap() {
 }
 
 #[test]
+fn status_notices_keep_the_newest_per_instrument_and_never_overflow() {
+    let ob = Outbox::new(OutboxConfig {
+        control_queue_len: 2,
+        ..OutboxConfig::default()
+    });
+    for k in 0..100 {
+        for state in ["stale", "live"] {
+            let frame = Frame::from(format!(
+                "{{\"type\":\"status\",\"symbol\":\"test:N{k}-USD\",\"state\":\"{state}\"}}"
+            ));
+            ob.push_notice(&inst(&format!("N{k}")), frame);
+        }
+    }
+    assert_eq!(
+        ob.closed(),
+        None,
+        "notices are not control frames: no slow-consumer close"
+    );
+    assert_eq!(ob.depth(), 100);
+    let got = drain_all(&ob, Instant::now());
+    assert_eq!(got.len(), 100);
+    assert!(
+        got.iter().all(|v| v["state"] == "live"),
+        "the newest status per instrument"
+    );
+}
+
+#[test]
 fn control_overflow_closes_as_slow_consumer() {
     let ob = Outbox::new(OutboxConfig {
         control_queue_len: 2,
