@@ -190,11 +190,10 @@ impl Hub {
                 }
                 SymbolSelector::Venue(v) => {
                     let before = found.len();
-                    for (i, c) in catalogue
+                    for (i, _) in catalogue
                         .iter()
                         .filter(|(i, c)| i.venue() == v && c.contains(&channel))
                     {
-                        let _ = c;
                         if seen.insert(i.clone()) {
                             found.push(i.clone());
                         }
@@ -338,15 +337,17 @@ impl Hub {
     fn fan_out(&self, entry: &TopicEntry, update: Update) {
         let channel = update.topic().channel.index();
         self.metrics.updates_in[channel].increment(1);
-        self.metrics
-            .ingest_to_gateway
-            .record(now_us().saturating_sub(update.rx()) as f64 / 1e6);
         let mut st = lock(&entry.state);
         if let Some(last) = &st.last {
             if last.epoch() == update.epoch() && update.seq() <= last.seq() {
                 return;
             }
         }
+        // Only what is fanned out: duplicates at a subscribe seam would
+        // count twice and skew the stage's latency.
+        self.metrics
+            .ingest_to_gateway
+            .record(now_us().saturating_sub(update.rx()) as f64 / 1e6);
         let snapshot = st.resnapshot && update.topic().channel.is_conflatable();
         st.resnapshot = false;
         let bytes = if snapshot {
@@ -474,6 +475,7 @@ pub fn push_status(outbox: &Outbox, status: &Status) {
 async fn pump(hub: Arc<Hub>, entry: Arc<TopicEntry>, initialized: watch::Sender<bool>) {
     let topic = entry.topic.clone();
     let mut backoff = Duration::from_millis(50);
+    let mut lag_logged = false;
     'resubscribe: while !entry.stop.is_cancelled() {
         let subscribed = tokio::select! {
             _ = entry.stop.cancelled() => break,
@@ -513,7 +515,11 @@ async fn pump(hub: Arc<Hub>, entry: Arc<TopicEntry>, initialized: watch::Sender<
                 Some(Received::Resumed) => hub.catch_up(&entry).await,
                 Some(Received::Lagged(n)) => {
                     hub.metrics.lagged.increment(n);
-                    warn!(%topic, skipped = n, "hub lagged behind the bus");
+                    // Once per topic subscription: under overload this
+                    // repeats, and the counter says how much.
+                    if !std::mem::replace(&mut lag_logged, true) {
+                        warn!(%topic, skipped = n, "hub lagged behind the bus (counted in tickwire_gateway_bus_lagged_total)");
+                    }
                 }
                 None => continue 'resubscribe,
             }

@@ -109,8 +109,6 @@ pub struct Tally {
     pub trades_dropped: u64,
     /// `gap` notices emitted.
     pub gaps: u64,
-    /// Data frames handed to the writer.
-    pub frames: u64,
 }
 
 /// What a [`Outbox::drain`] pass produced.
@@ -601,7 +599,6 @@ impl Outbox {
             let before = slot.queued();
             if let Some(v) = slot.value.take() {
                 out.push(v);
-                st.tally.frames += 1;
             }
             if let Some((from, to)) = slot.overflow.take() {
                 out.push(gap_frame(&slot.topic, from, to, GapReason::SlowConsumer));
@@ -618,7 +615,6 @@ impl Outbox {
                 match slot.items.pop_front() {
                     Some(Item::Trade(_, f)) => {
                         out.push(f);
-                        st.tally.frames += 1;
                     }
                     Some(Item::Gap(from, to, reason)) => {
                         out.push(gap_frame(&slot.topic, from, to, reason));

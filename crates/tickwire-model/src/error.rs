@@ -15,14 +15,6 @@ pub enum Error {
     /// An epoch that is empty, too long or not alphanumeric.
     #[error("invalid epoch {0:?}: expected 1 to 32 of [A-Za-z0-9_-]")]
     Epoch(String),
-    /// A payload whose channel does not match the topic it is published on.
-    #[error("payload of channel {payload} cannot be published on a {topic} topic")]
-    ChannelMismatch {
-        /// The topic's channel.
-        topic: crate::Channel,
-        /// The payload's channel.
-        payload: crate::Channel,
-    },
 }
 
 /// Result with the model's [`Error`].
