@@ -134,7 +134,14 @@ pub(crate) async fn run<S>(
             msg = stream.next() => msg,
         };
         match msg {
-            Some(Ok(Message::Text(text))) => session.on_request(text.as_bytes()).await,
+            Some(Ok(Message::Text(text))) => {
+                // A request waiting on a hung bus must not hold up shutdown;
+                // whatever it registered is undone by `close_all` below.
+                tokio::select! {
+                    () = session.on_request(text.as_bytes()) => {}
+                    () = ctx.shutdown.cancelled() => break CloseReason::GoingAway,
+                }
+            }
             Some(Ok(Message::Binary(_))) => {
                 if session.admit() {
                     session.reply_error(
