@@ -57,6 +57,37 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// Checks every value is usable; the error names the key
+    /// (`gateway.control_queue_len`) and the least value accepted.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let minimums: [(&str, u64, u64); 9] = [
+            ("max_subscriptions", self.max_subscriptions as u64, 1),
+            (
+                "max_requests_per_sec",
+                u64::from(self.max_requests_per_sec),
+                1,
+            ),
+            ("max_message_bytes", self.max_message_bytes as u64, 1024),
+            ("heartbeat_ms", self.heartbeat_ms, 100),
+            (
+                "slow_consumer_timeout_ms",
+                self.slow_consumer_timeout_ms,
+                100,
+            ),
+            ("trade_queue_len", self.trade_queue_len as u64, 1),
+            // hello, acks and errors of a burst of requests must fit.
+            ("control_queue_len", self.control_queue_len as u64, 16),
+            ("max_batch_bytes", self.max_batch_bytes as u64, 1024),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms, 1),
+        ];
+        match minimums.into_iter().find(|(_, value, min)| value < min) {
+            Some((key, value, min)) => Err(crate::Error::Config(format!(
+                "invalid `gateway.{key}` = {value}: must be at least {min}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn outbox(&self) -> OutboxConfig {
         OutboxConfig {
             trade_queue_len: self.trade_queue_len,
@@ -75,5 +106,31 @@ impl GatewayConfig {
 
     pub(crate) fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        assert!(GatewayConfig::default().validate().is_ok());
+        let bad = GatewayConfig {
+            control_queue_len: 0,
+            ..GatewayConfig::default()
+        };
+        let err = bad.validate().expect_err("refused").to_string();
+        assert!(err.contains("`gateway.control_queue_len` = 0"), "{err}");
+        let bad = GatewayConfig {
+            heartbeat_ms: 0,
+            ..GatewayConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .expect_err("refused")
+                .to_string()
+                .contains("gateway.heartbeat_ms")
+        );
     }
 }

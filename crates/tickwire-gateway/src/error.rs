@@ -6,6 +6,9 @@ pub enum Error {
     /// The listening socket failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// A setting is out of range; the message names the key.
+    #[error("{0}")]
+    Config(String),
     /// The bus failed in a way the gateway cannot ride out.
     #[error("bus: {0}")]
     Bus(#[from] tickwire_bus::Error),

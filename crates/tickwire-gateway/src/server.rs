@@ -36,6 +36,7 @@ impl Gateway {
         config: GatewayConfig,
         shutdown: CancellationToken,
     ) -> Result<Self> {
+        config.validate()?;
         let addr = listener.local_addr()?;
         let hub = Hub::new(bus, shutdown.clone());
         let ctx = Arc::new(SessionContext {
