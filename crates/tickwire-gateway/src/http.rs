@@ -26,6 +26,9 @@ use tracing::debug;
 
 use crate::session::{self, ConnOptions, SessionContext};
 
+/// Initial WebSocket read buffer per connection (grows on demand).
+const READ_BUFFER: usize = 512;
+
 /// The page served at `/`.
 const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
 
@@ -178,7 +181,12 @@ fn upgrade(
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "batch=1" || kv == "batch=true"));
     let max = ctx.config.max_message_bytes;
+    // tungstenite allocates its read buffer up front (128 KiB by default)
+    // and grows it for a larger message; client requests are small, so an
+    // idle connection costs bytes, not a page per connection. The write
+    // buffer is allocated lazily, as passes need it.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
