@@ -385,7 +385,8 @@ async fn write_loop<W>(
     W: Sink<Message, Error = WsError> + Send + Unpin,
 {
     let metrics = WriterMetrics::new();
-    let mut frames: Vec<Frame> = Vec::with_capacity(64);
+    // Grows to the largest pass this connection needed; idle ones stay small.
+    let mut frames: Vec<Frame> = Vec::new();
     let mut woke = Instant::now();
     let mut last_write = Instant::now();
     loop {
