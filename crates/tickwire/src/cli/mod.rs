@@ -3,6 +3,9 @@
 mod common;
 mod gateway;
 mod ingest;
+mod loadgen;
+mod loadgen_report;
+mod loadgen_stats;
 mod run;
 mod sub;
 
@@ -27,6 +30,15 @@ enum Command {
     Ingest(ingest::IngestArgs),
     Gateway(gateway::GatewayArgs),
     Sub(sub::SubArgs),
+    Loadgen(loadgen::LoadgenArgs),
+}
+
+impl Cli {
+    /// Whether the command wants a current-thread runtime: the load
+    /// generator runs on one thread, sharing the machine with the server.
+    pub(crate) fn single_threaded(&self) -> bool {
+        matches!(self.command, Command::Loadgen(_))
+    }
 }
 
 /// Runs the chosen subcommand; its exit code, or an error for `main` to
@@ -37,6 +49,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Sub(args) => sub::run(args).await,
+        Command::Loadgen(args) => loadgen::run(args).await,
     }
 }
 
