@@ -41,6 +41,24 @@ pub(crate) struct ConfigArgs {
     bus: Option<String>,
 }
 
+/// What every command that serves clients does first: the metrics
+/// recorder, the signal handlers, and the configuration with `--listen`
+/// applied.
+pub(crate) fn serving_setup(
+    args: &ConfigArgs,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<(Signals, Config)> {
+    if tickwire_gateway::install_metrics().is_none() {
+        warn!("another metrics recorder is installed; /metrics will be empty");
+    }
+    let signals = Signals::new().context("cannot install signal handlers")?;
+    let mut config = load_config(args)?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    Ok((signals, config))
+}
+
 /// Loads the configuration: the file, `TICKWIRE_*` variables, then
 /// `--bus`. Warns about variables that name no key.
 pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {

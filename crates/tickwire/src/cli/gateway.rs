@@ -9,9 +9,9 @@ use clap::Args;
 use tickwire_gateway::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::common::{self, ConfigArgs, Signals};
+use super::common::{self, ConfigArgs};
 use crate::bus;
 use crate::config::BusKind;
 
@@ -47,15 +47,7 @@ pub(crate) struct GatewayArgs {
 
 /// Runs until a signal, then drains.
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    if tickwire_gateway::install_metrics().is_none() {
-        warn!("another metrics recorder is installed; /metrics will be empty");
-    }
-    let mut signals = Signals::new().context("cannot install signal handlers")?;
-
-    let mut config = common::load_config(&args.common)?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
+    let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
     if config.bus.kind != BusKind::Redis {
         bail!(
             "`tickwire gateway` is fed from Redis: pass --bus redis://HOST:PORT (or set \

@@ -10,9 +10,9 @@ use clap::Args;
 use tickwire_gateway::Gateway;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::common::{self, ConfigArgs, Signals};
+use super::common::{self, ConfigArgs};
 use crate::bus;
 
 /// Run the whole service in one process: demo or configured feeds, the
@@ -49,15 +49,7 @@ pub(crate) struct RunArgs {
 
 /// Runs until a signal, then drains.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if tickwire_gateway::install_metrics().is_none() {
-        warn!("another metrics recorder is installed; /metrics will be empty");
-    }
-    let mut signals = Signals::new().context("cannot install signal handlers")?;
-
-    let mut config = common::load_config(&args.common)?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
+    let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
     let feeds = common::load_feeds(&args.feeds, &config)?;
     info!(
         file = %common::describe_file(&args.common),
