@@ -14,4 +14,4 @@ mod session;
 pub use config::GatewayConfig;
 pub use error::{Error, Result};
 pub use metrics::install_metrics;
-pub use server::Gateway;
+pub use server::{Gateway, accept_next};

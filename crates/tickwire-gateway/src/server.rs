@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tickwire_bus::Bus;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -88,21 +88,30 @@ impl Gateway {
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<SessionContext>, tracker: TaskTracker) {
+/// The next accepted connection, or `None` once `shutdown` is cancelled.
+/// A failing accept (out of file descriptors and the like) is logged and
+/// retried after a pause instead of spinning.
+pub async fn accept_next(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
         let accepted = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return None,
             a = listener.accept() => a,
         };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
+        match accepted {
+            Ok(a) => return Some(a),
             Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<SessionContext>, tracker: TaskTracker) {
+    while let Some((stream, peer)) = accept_next(&listener, &ctx.shutdown).await {
         let _ = stream.set_nodelay(true);
         let (ctx, conn_tracker) = (ctx.clone(), tracker.clone());
         tracker.spawn(async move {

@@ -146,20 +146,7 @@ pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
 /// at most [`PROBES_DRAIN`].
 async fn serve_probes(listener: TcpListener, bus: Arc<dyn Bus>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = tickwire_gateway::accept_next(&listener, &shutdown).await {
         let (bus, shutdown) = (bus.clone(), shutdown.clone());
         tracker.spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
