@@ -4,8 +4,11 @@
 //! bus instances on one server, sequence continuity across publishers,
 //! outages, malformed data, metrics.
 
+mod common;
+
+use common::{WAIT, prefix};
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -13,26 +16,6 @@ use tickwire_bus::conformance::{quote, trade};
 use tickwire_bus::testkit::RedisServer;
 use tickwire_bus::{Bus, Error, Received, RedisBus, RedisBusConfig, RedisTarget, Subscription};
 use tickwire_model::{Channel, Epoch, Instrument, Topic};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Logs of the bus under test, shown for failing tests
-/// (`RUST_LOG=tickwire_bus=debug` for more).
-fn logs() {
-    let _already = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tickwire_bus=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-fn prefix() -> String {
-    logs();
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 fn config(url: &str, prefix: &str) -> RedisBusConfig {
     RedisBusConfig {

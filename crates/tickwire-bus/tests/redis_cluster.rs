@@ -3,34 +3,17 @@
 //! fresh bus and key prefix per check), and that topics spread over the
 //! shards while each topic's subscribers get its updates.
 
+mod common;
+
+use common::{WAIT, prefix};
+
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tickwire_bus::conformance::{quote, trade};
 use tickwire_bus::testkit::RedisCluster;
 use tickwire_bus::{Bus, Received, RedisBus, RedisBusConfig, RedisTarget};
 use tickwire_model::{Channel, Epoch, Instrument, Topic};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Logs of the bus under test, shown for failing tests
-/// (`RUST_LOG=tickwire_bus=debug` for more).
-fn logs() {
-    let _already = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tickwire_bus=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
-fn prefix() -> String {
-    logs();
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("c{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 async fn bus(url: &str, prefix: &str) -> RedisBus {
     let bus = RedisBus::connect(RedisBusConfig {
