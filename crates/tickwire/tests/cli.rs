@@ -5,6 +5,8 @@
 //! Every child process is killed when its guard drops; every wait is
 //! bounded by [`WAIT`].
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
@@ -100,19 +102,9 @@ fn start_server() -> Server {
     }
 }
 
-/// The first line of `stdout`, within [`WAIT`]; the rest is drained in the
-/// background so the child never blocks on a full pipe.
+/// The first line of `stdout` (the server's URL), within [`WAIT`].
 fn first_line(stdout: ChildStdout) -> String {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    rx.recv_timeout(WAIT)
-        .expect("the server prints its URL in time")
+    common::first_line(stdout, WAIT).expect("the server prints its URL in time")
 }
 
 struct Output {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,6 +26,20 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const BIN: &str = env!("CARGO_BIN_EXE_tickwire");
 /// The longest any single wait may take.
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The first line a child prints on stdout, within `wait`; the rest is
+/// drained in the background so the child never blocks on a full pipe.
+pub fn first_line(stdout: ChildStdout, wait: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(wait).ok()
+}
 
 /// The demo market's venues: a channel naming one of them is a topic's.
 pub const VENUES: [&str; 3] = ["coinbase:", "binance:", "kraken:"];
@@ -100,18 +114,9 @@ impl Proc {
             log,
             banner: String::new(),
         };
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        proc.banner = match rx.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(_) => panic!(
+        proc.banner = match first_line(stdout, WAIT) {
+            Some(line) => line,
+            None => panic!(
                 "{name} printed nothing on stdout within {WAIT:?}; {}",
                 proc.describe()
             ),
