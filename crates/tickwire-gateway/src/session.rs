@@ -389,6 +389,12 @@ async fn write_loop<W>(
     let mut frames: Vec<Frame> = Vec::new();
     let mut woke = Instant::now();
     let mut last_write = Instant::now();
+    // One timer for the connection's life, re-armed only when it fires or
+    // a throttle needs it sooner: re-registering it on every pass cost a
+    // timer-wheel insert and removal per write.
+    let mut armed = last_write + config.heartbeat();
+    let timer = tokio::time::sleep_until(armed.into());
+    tokio::pin!(timer);
     loop {
         let drained = outbox.drain(Instant::now(), &mut frames);
         if frames.is_empty() {
@@ -396,17 +402,28 @@ async fn write_loop<W>(
                 finish(&mut sink, reason, &config).await;
                 return;
             }
-            let heartbeat = last_write + config.heartbeat();
-            let timer = drained.next_timer.map_or(heartbeat, |t| t.min(heartbeat));
+            if let Some(t) = drained.next_timer.filter(|t| *t < armed) {
+                armed = t;
+                timer.as_mut().reset(armed.into());
+            }
             tokio::select! {
-                _ = outbox.ready() => {}
-                _ = tokio::time::sleep_until(timer.into()) => {
-                    if Instant::now() >= heartbeat {
-                        last_write = Instant::now();
+                _ = outbox.ready() => {
+                    // Let the fan-out that woke us finish its round first:
+                    // under load, what other topics offer meanwhile leaves
+                    // in the same write (one syscall for several frames);
+                    // when idle, the yield returns at once.
+                    tokio::task::yield_now().await;
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= last_write + config.heartbeat() {
+                        last_write = now;
                         if tokio::time::timeout(config.slow_consumer_timeout(), sink.send(Message::Ping(Default::default()))).await.is_err() {
                             outbox.close(CloseReason::SlowConsumer);
                         }
                     }
+                    armed = last_write + config.heartbeat();
+                    timer.as_mut().reset(armed.into());
                 }
             }
             woke = Instant::now();
@@ -418,8 +435,7 @@ async fn write_loop<W>(
         metrics.trades_dropped.increment(tally.trades_dropped);
         metrics.frames.increment(frames.len() as u64);
         metrics.depth.record(outbox.depth() as f64);
-        let messages = to_messages(&mut frames, opts, config.max_batch_bytes);
-        match write_pass(&mut sink, messages, &config, &progress).await {
+        match write_pass(&mut sink, &mut frames, opts, &config, &progress).await {
             Ok(()) => {
                 let now = Instant::now();
                 metrics
@@ -441,15 +457,28 @@ async fn write_loop<W>(
     }
 }
 
-fn to_messages(frames: &mut Vec<Frame>, opts: ConnOptions, max_batch: usize) -> Vec<Message> {
+/// Feeds a pass's frames (joined into batch messages of at most
+/// `max_batch_bytes` when the client asked for batches) without flushing.
+async fn feed_frames<W>(
+    sink: &mut W,
+    frames: &mut Vec<Frame>,
+    opts: ConnOptions,
+    max_batch: usize,
+) -> Result<(), WsError>
+where
+    W: Sink<Message, Error = WsError> + Unpin,
+{
     if !opts.batch {
-        return frames.drain(..).map(Message::Text).collect();
+        for f in frames.drain(..) {
+            sink.feed(Message::Text(f)).await?;
+        }
+        return Ok(());
     }
-    let mut out = Vec::new();
     let mut buf = String::new();
     for f in frames.drain(..) {
         if !buf.is_empty() && buf.len() + 1 + f.len() > max_batch {
-            out.push(Message::Text(std::mem::take(&mut buf).into()));
+            sink.feed(Message::Text(std::mem::take(&mut buf).into()))
+                .await?;
         }
         if !buf.is_empty() {
             buf.push('\n');
@@ -457,9 +486,9 @@ fn to_messages(frames: &mut Vec<Frame>, opts: ConnOptions, max_batch: usize) -> 
         buf.push_str(f.as_str());
     }
     if !buf.is_empty() {
-        out.push(Message::Text(buf.into()));
+        sink.feed(Message::Text(buf.into())).await?;
     }
-    out
+    Ok(())
 }
 
 enum PassError {
@@ -469,11 +498,12 @@ enum PassError {
     Socket,
 }
 
-/// Feeds a pass's messages and flushes once, giving up when the socket
+/// Feeds a pass's frames and flushes once, giving up when the socket
 /// makes no progress at all for the slow-consumer timeout.
 async fn write_pass<W>(
     sink: &mut W,
-    messages: Vec<Message>,
+    frames: &mut Vec<Frame>,
+    opts: ConnOptions,
     config: &GatewayConfig,
     progress: &AtomicU64,
 ) -> Result<(), PassError>
@@ -481,9 +511,7 @@ where
     W: Sink<Message, Error = WsError> + Send + Unpin,
 {
     let pass = async {
-        for msg in messages {
-            sink.feed(msg).await?;
-        }
+        feed_frames(sink, frames, opts, config.max_batch_bytes).await?;
         sink.flush().await
     };
     tokio::pin!(pass);
