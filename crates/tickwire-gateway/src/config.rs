@@ -6,6 +6,9 @@ use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
 
+/// More shards than this is a typo, not a machine.
+const MAX_SHARDS: usize = 1024;
+
 /// Everything a gateway can be told. Every field has a default, so an empty
 /// `[gateway]` table (or none) is a working configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -37,6 +40,17 @@ pub struct GatewayConfig {
     pub max_batch_bytes: usize,
     /// How long shutdown waits for connections to close. Default 10 000 ms.
     pub shutdown_timeout_ms: u64,
+    /// Event-loop threads serving connections. Each shard runs its own
+    /// single-threaded runtime with its own hub (one bus subscription per
+    /// topic per shard), so a connection's fan-out, outbox and socket stay
+    /// on one core. 0 = one per CPU core. Default 0.
+    pub shards: usize,
+    /// Kernel send buffer per client socket (`SO_SNDBUF`), in bytes. It is
+    /// a queue the outbox cannot conflate: a slow client's data can be this
+    /// many bytes stale. Default 64 KiB (Linux doubles it); raise it for
+    /// high-volume clients over long links; 0 keeps the kernel's
+    /// autotuning (up to several MiB).
+    pub send_buffer_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +66,8 @@ impl Default for GatewayConfig {
             control_queue_len: 1024,
             max_batch_bytes: 64 << 10,
             shutdown_timeout_ms: 10_000,
+            shards: 0,
+            send_buffer_bytes: 64 << 10,
         }
     }
 }
@@ -80,11 +96,31 @@ impl GatewayConfig {
             ("max_batch_bytes", self.max_batch_bytes as u64, 1024),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms, 1),
         ];
+        if self.shards > MAX_SHARDS {
+            return Err(crate::Error::Config(format!(
+                "invalid `gateway.shards` = {}: must be at most {MAX_SHARDS} (0 = one per core)",
+                self.shards
+            )));
+        }
+        if self.send_buffer_bytes != 0 && self.send_buffer_bytes < 4096 {
+            return Err(crate::Error::Config(format!(
+                "invalid `gateway.send_buffer_bytes` = {}: must be 0 (kernel default) or at least 4096",
+                self.send_buffer_bytes
+            )));
+        }
         match minimums.into_iter().find(|(_, value, min)| value < min) {
             Some((key, value, min)) => Err(crate::Error::Config(format!(
                 "invalid `gateway.{key}` = {value}: must be at least {min}"
             ))),
             None => Ok(()),
+        }
+    }
+
+    /// The number of shards to run: `shards`, or one per core when 0.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::server::LoadGuard;
 use crate::session::{self, ConnOptions, SessionContext};
 
 /// Initial WebSocket read buffer per connection (grows on demand).
@@ -41,6 +42,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
     ctx: Arc<SessionContext>,
     tracker: TaskTracker,
+    load: Arc<LoadGuard>,
 ) -> Result<Response<Body>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(json_error(
@@ -51,7 +53,7 @@ pub(crate) async fn handle(
     }
     let path = req.uri().path().to_owned();
     let response = match path.as_str() {
-        "/v1/ws" => upgrade(req, ctx, tracker),
+        "/v1/ws" => upgrade(req, ctx, tracker, load),
         "/healthz" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
         "/readyz" => {
             if ctx.shutdown.is_cancelled() {
@@ -142,6 +144,7 @@ fn upgrade(
     req: Request<Incoming>,
     ctx: Arc<SessionContext>,
     tracker: TaskTracker,
+    load: Arc<LoadGuard>,
 ) -> Response<Body> {
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
@@ -200,6 +203,8 @@ fn upgrade(
                 };
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
                 session::run(ws, ctx, id, ConnOptions { batch }, progress).await;
+                // The shard counts this connection until its session ends.
+                drop(load);
             }
             Err(e) => debug!(error = %e, "upgrade failed"),
         }

@@ -66,7 +66,7 @@ async fn slow_quote_client_is_conflated_while_fast_client_gets_everything() {
     slow.send(sub).await;
     server
         .until("both subscribed", |g| {
-            g.hub().bus_topics() == 1 && g.connection_depths().len() == 2
+            g.bus_topics() == 1 && g.connection_depths().len() == 2
         })
         .await;
     // Let the slow client's subscribe be processed before it stops reading.
@@ -124,9 +124,7 @@ async fn trade_overflow_gives_exact_gaps_and_intact_trades() {
     let mut slow = Client::connect_raw(&server, "/v1/ws", Some(4096)).await;
     slow.send(json!({"op":"subscribe","channel":"trade","symbols":[BTC],"snapshot":false}))
         .await;
-    server
-        .until("subscribed", |g| g.hub().bus_topics() == 1)
-        .await;
+    server.until("subscribed", |g| g.bus_topics() == 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let total = 60_000u64;
     for n in 1..=total {
@@ -271,9 +269,7 @@ async fn client_that_never_reads_is_closed_with_4008() {
     let server = Server::start(config).await;
     let mut slow = Client::connect_raw(&server, "/v1/ws", Some(4096)).await;
     slow.send(json!({"op":"subscribe","channel":"trade","symbols":[BTC, "coinbase:ETH-USD", "kraken:BTC-USD"]})).await;
-    server
-        .until("subscribed", |g| g.hub().bus_topics() == 3)
-        .await;
+    server.until("subscribed", |g| g.bus_topics() == 3).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Publish until the client's socket is full and its queues back up
     // (bounded in count and time), then stay silent past the timeout.
@@ -306,23 +302,78 @@ async fn client_that_never_reads_is_closed_with_4008() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_interest_follows_local_subscribers() {
     let server = Server::start(GatewayConfig::default()).await;
-    assert_eq!(server.gateway().hub().bus_topics(), 0);
+    assert_eq!(server.gateway().bus_topics(), 0);
     let mut a = Client::connect(&server).await;
     let mut b = Client::connect(&server).await;
     let sub = json!({"op":"subscribe","channel":"quote","symbols":[BTC]});
     a.subscribe(sub.clone()).await;
     b.subscribe(sub).await;
     assert_eq!(
-        server.gateway().hub().bus_topics(),
+        server.gateway().bus_topics(),
         1,
         "one bus subscription for two clients"
     );
     a.subscribe(json!({"op":"unsubscribe","channel":"quote","symbols":[BTC]}))
         .await;
-    assert_eq!(server.gateway().hub().bus_topics(), 1);
+    assert_eq!(server.gateway().bus_topics(), 1);
     drop(b);
     server
-        .until("last subscriber gone", |g| g.hub().bus_topics() == 0)
+        .until("last subscriber gone", |g| g.bus_topics() == 0)
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_share_the_load_and_every_client_gets_the_same_stream() {
+    let server = Server::start(GatewayConfig {
+        shards: 2,
+        ..GatewayConfig::default()
+    })
+    .await;
+    server.trade(BTC, 1);
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(&server).await;
+        let ack = c
+            .subscribe(json!({"op":"subscribe","channel":"trade","symbols":[BTC]}))
+            .await;
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        clients.push(c);
+    }
+    assert_eq!(
+        server.gateway().shard_loads(),
+        vec![2, 2],
+        "connections spread over the shards"
+    );
+    // One bus subscription per shard that has a subscriber, not per client.
+    server
+        .until("both shards subscribed", |g| g.bus_topics() == 2)
+        .await;
+    // Trades, not quotes: a burst of quotes is conflated (rightly), a
+    // burst of trades must arrive whole on every shard.
+    for n in 2..=200 {
+        server.trade(BTC, n);
+    }
+    for c in &mut clients {
+        let got = c
+            .recv_until(|v| v["type"] == "trade" && seq(v) == 200)
+            .await;
+        let seqs: Vec<u64> = got
+            .iter()
+            .filter(|v| v["type"] == "trade" && v["snapshot"] != true)
+            .map(seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (2..=200).collect::<Vec<_>>(),
+            "every update, in order"
+        );
+    }
+    drop(clients);
+    server
+        .until("shards let go of the topic", |g| {
+            g.bus_topics() == 0 && g.shard_loads() == vec![0, 0]
+        })
         .await;
     server.stop().await;
 }

@@ -448,6 +448,8 @@ fn readme_example_is_valid_and_shows_the_defaults() {
         "control_queue_len",
         "max_batch_bytes",
         "shutdown_timeout_ms",
+        "shards",
+        "send_buffer_bytes",
         "prefix",
         "history_len",
         "subscriber_capacity",
