@@ -257,6 +257,12 @@ impl Outbox {
                 i
             }
             None => {
+                // Most connections hold a handful of topics: the first
+                // slot is not worth the usual four (800 bytes per idle
+                // connection); later growth doubles as usual.
+                if st.slots.capacity() == 0 {
+                    st.slots.reserve_exact(1);
+                }
                 st.slots.push(Some(slot));
                 (st.slots.len() - 1) as u32
             }
