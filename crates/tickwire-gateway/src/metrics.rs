@@ -29,7 +29,7 @@ pub const GAPS: &str = "tickwire_gateway_gaps_total";
 pub const TRADES_DROPPED: &str = "tickwire_gateway_trades_dropped_total";
 /// Bus subscription lag events (updates skipped before the hub saw them).
 pub const BUS_LAGGED: &str = "tickwire_gateway_bus_lagged_total";
-/// Frames held in outboxes, sampled per writer pass.
+/// Frames an outbox still held after a writer pass, when it held any.
 pub const OUTBOX_DEPTH: &str = "tickwire_gateway_outbox_depth";
 /// Connections closed as slow consumers.
 pub const SLOW_CONSUMER_CLOSES: &str = "tickwire_gateway_slow_consumer_closes_total";
@@ -122,7 +122,7 @@ fn describe() {
     );
     h!(
         OUTBOX_DEPTH,
-        "Frames held in a connection's outbox, sampled per writer pass"
+        "Frames left in a connection's outbox after a writer pass that could not send them all (backlog; passes that emptied it are not sampled)"
     );
     c!(
         SLOW_CONSUMER_CLOSES,

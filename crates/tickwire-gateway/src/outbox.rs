@@ -116,6 +116,11 @@ pub struct Tally {
 pub struct Drained {
     /// The earliest time a throttled slot becomes sendable, if any waits.
     pub next_timer: Option<Instant>,
+    /// Frames still held after the pass (a backlog when not 0).
+    pub depth: usize,
+    /// Whether [`Outbox::take_tally`] has something to report, so a writer
+    /// takes the lock for it only then.
+    pub tally_pending: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -642,6 +647,8 @@ impl Outbox {
         }
         Drained {
             next_timer: st.timers.peek().map(|Reverse((at, _, _))| *at),
+            depth: st.depth,
+            tally_pending: st.tally != Tally::default(),
         }
     }
 }

@@ -432,12 +432,19 @@ async fn write_loop<W>(
             woke = Instant::now();
             continue;
         }
-        let tally = outbox.take_tally();
-        metrics.conflated.increment(tally.conflated);
-        metrics.gaps.increment(tally.gaps);
-        metrics.trades_dropped.increment(tally.trades_dropped);
+        // One lock per pass (the drain) unless something was conflated or
+        // dropped; depth is recorded only when a backlog remains (0 after
+        // almost every pass of a client that keeps up).
+        if drained.tally_pending {
+            let tally = outbox.take_tally();
+            metrics.conflated.increment(tally.conflated);
+            metrics.gaps.increment(tally.gaps);
+            metrics.trades_dropped.increment(tally.trades_dropped);
+        }
         metrics.frames.increment(frames.len() as u64);
-        metrics.depth.record(outbox.depth() as f64);
+        if drained.depth > 0 {
+            metrics.depth.record(drained.depth as f64);
+        }
         match write_pass(&mut sink, &mut frames, opts, &config, &progress).await {
             Ok(()) => {
                 let now = Instant::now();
