@@ -51,6 +51,14 @@ pub struct GatewayConfig {
     /// high-volume clients over long links; 0 keeps the kernel's
     /// autotuning (up to several MiB).
     pub send_buffer_bytes: usize,
+    /// Least time between two writes to one connection while it is busy,
+    /// in microseconds: a client written to less than this ago gets its
+    /// next updates together, one syscall for many frames. A client that
+    /// was quiet for longer gets its update at once, so this only adds
+    /// latency (at most this much, rounded up to the 1 ms timer tick) to
+    /// clients receiving more than one update per interval. 0 writes every
+    /// update as soon as it is offered. Default 1000.
+    pub coalesce_us: u64,
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +76,7 @@ impl Default for GatewayConfig {
             shutdown_timeout_ms: 10_000,
             shards: 0,
             send_buffer_bytes: 64 << 10,
+            coalesce_us: 1000,
         }
     }
 }

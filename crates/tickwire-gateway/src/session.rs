@@ -395,6 +395,7 @@ async fn write_loop<W>(
     // a throttle needs it sooner: re-registering it on every pass cost a
     // timer-wheel insert and removal per write.
     let mut armed = last_write + config.heartbeat();
+    let coalesce = Duration::from_micros(config.coalesce_us);
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
     loop {
@@ -410,11 +411,19 @@ async fn write_loop<W>(
             }
             tokio::select! {
                 _ = outbox.ready() => {
-                    // Let the fan-out that woke us finish its round first:
-                    // under load, what other topics offer meanwhile leaves
-                    // in the same write (one syscall for several frames);
-                    // when idle, the yield returns at once.
-                    tokio::task::yield_now().await;
+                    // A client written to less than `coalesce` ago is busy:
+                    // its next write waits out the rest of that interval, so
+                    // several updates share one syscall. A quiet client's
+                    // update leaves at once.
+                    let due = last_write + coalesce;
+                    if !coalesce.is_zero() && Instant::now() < due {
+                        tokio::time::sleep_until(due.into()).await;
+                    } else {
+                        // Let the fan-out that woke us finish its round
+                        // first: what other topics offer meanwhile leaves
+                        // in the same write; when idle, this returns at once.
+                        tokio::task::yield_now().await;
+                    }
                 }
                 () = &mut timer => {
                     let now = Instant::now();

@@ -57,7 +57,13 @@ fn assert_exact_cover(msgs: &[Value], from: u64, to: u64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_quote_client_is_conflated_while_fast_client_gets_everything() {
-    let server = Server::start(GatewayConfig::default()).await;
+    // Lockstep (publish one, read one) 100 000 times: no write coalescing,
+    // or every round trip would wait out the interval.
+    let server = Server::start(GatewayConfig {
+        coalesce_us: 0,
+        ..GatewayConfig::default()
+    })
+    .await;
     server.quote(BTC, 1);
     let mut fast = Client::connect(&server).await;
     let mut slow = Client::connect_raw(&server, "/v1/ws", Some(4096)).await;
@@ -375,5 +381,52 @@ async fn shards_share_the_load_and_every_client_gets_the_same_stream() {
             g.bus_topics() == 0 && g.shard_loads() == vec![0, 0]
         })
         .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_client_gets_its_updates_coalesced_and_a_quiet_one_at_once() {
+    let server = Server::start(GatewayConfig {
+        coalesce_us: 200_000,
+        ..GatewayConfig::default()
+    })
+    .await;
+    server.trade(BTC, 1);
+    let mut c = Client::connect_raw(&server, "/v1/ws?batch=1", None).await;
+    c.send(json!({"op":"subscribe","channel":"trade","symbols":[BTC],"snapshot":false}))
+        .await;
+    while !c.recv_frame().await.contains("\"type\":\"subscribed\"") {}
+    // Quiet for longer than the interval: the next update leaves at once,
+    // alone in its frame.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    server.trade(BTC, 2);
+    let first = c.recv_frame().await;
+    assert_eq!(
+        first.lines().count(),
+        1,
+        "a quiet client's update alone: {first}"
+    );
+    assert!(first.contains("\"seq\":2,"), "trade 2 first: {first}");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "not held for the coalescing interval"
+    );
+    // Now busy: everything offered within the interval shares a frame.
+    for n in 3..=40 {
+        server.trade(BTC, n);
+    }
+    let mut seqs = Vec::new();
+    let mut frames = 0;
+    while seqs.last() != Some(&40) {
+        let frame = c.recv_frame().await;
+        frames += 1;
+        for line in frame.lines() {
+            let v: Value = serde_json::from_str(line).expect("json line");
+            seqs.push(seq(&v));
+        }
+    }
+    assert_eq!(seqs, (3..=40).collect::<Vec<_>>(), "every trade, in order");
+    assert!(frames <= 2, "38 trades in {frames} frames: not coalesced");
     server.stop().await;
 }

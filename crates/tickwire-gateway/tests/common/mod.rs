@@ -168,6 +168,24 @@ impl Client {
     }
 
     /// The next text message as JSON; pings and pongs do not extend the wait.
+    /// The next text frame as it came (a `?batch=1` frame holds several
+    /// newline-separated objects).
+    pub async fn recv_frame(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("message in time")
+                .expect("open")
+                .expect("ok");
+            match m {
+                Message::Text(t) => return t.as_str().to_owned(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
     pub async fn recv(&mut self) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

@@ -450,6 +450,7 @@ fn readme_example_is_valid_and_shows_the_defaults() {
         "shutdown_timeout_ms",
         "shards",
         "send_buffer_bytes",
+        "coalesce_us",
         "prefix",
         "history_len",
         "subscriber_capacity",
