@@ -371,7 +371,11 @@ impl Report<'_> {
                 us("max"),
             ));
         }
-        if let Some(n) = v["server_slow_consumer_closes"].as_u64() {
+        // Only where it can matter: slow clients, or closes nobody asked for.
+        if let Some(n) = v["server_slow_consumer_closes"]
+            .as_u64()
+            .filter(|&n| n > 0 || sl.is_object())
+        {
             s.push_str(&format!(
                 "\nthe server closed {n} connections as slow consumers (4008, its /metrics)"
             ));
