@@ -1,11 +1,13 @@
 //! The report of `tickwire loadgen`: what was measured, as one JSON line
-//! (for scripts) and a readable summary (for people).
+//! (for scripts) and a readable summary (for people). The headline
+//! figures are the normal clients'; slow consumers (--slow-fraction) are
+//! reported apart, in `slow`, so they cannot hide or inflate the others'.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::loadgen::{LoadgenArgs, Shared};
+use super::loadgen::{Group, LoadgenArgs, Shared};
 use super::loadgen_stats::{self as stats, Histogram, MachineSample, ProcSample};
 
 /// Everything measured, ready to print.
@@ -20,8 +22,16 @@ pub(super) struct Report<'a> {
     pub(super) connect_all: Duration,
     pub(super) window: Duration,
     pub(super) interrupted: bool,
-    /// Deliveries the server owed in the window, from seq progress.
+    /// Deliveries the server owed the normal clients in the window, from
+    /// seq progress.
     pub(super) published: u64,
+    /// The same for the slow clients.
+    pub(super) published_slow: u64,
+    /// The server before the first connection.
+    pub(super) server_before: Option<ProcSample>,
+    /// Slow-consumer closes the server counted from before the first
+    /// connection to the window's end (its /metrics), if it has them.
+    pub(super) server_slow_closes: Option<u64>,
     pub(super) server: Option<(ProcSample, ProcSample)>,
     pub(super) myself: Option<(ProcSample, ProcSample)>,
     pub(super) machine: Option<(MachineSample, MachineSample)>,
@@ -32,42 +42,136 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
-impl Report<'_> {
-    /// The one JSON line.
-    pub(super) fn json(&self) -> Value {
-        let secs = self.window.as_secs_f64().max(1e-9);
-        let per_client = self.shared.per_client.borrow();
-        let delivered: u64 = per_client.iter().sum();
+/// Delivery figures of one group of clients over the window.
+struct Delivery {
+    delivered: u64,
+    rate: f64,
+    client_min: f64,
+    client_mean: f64,
+    client_max: f64,
+    skipped: u64,
+    conflated: f64,
+}
+
+impl Delivery {
+    /// From the per-client counts of the clients in the group (`mine`).
+    fn of(group: &Group, per_client: &[u64], mine: impl Fn(usize) -> bool, secs: f64) -> Self {
+        let counts: Vec<u64> = per_client
+            .iter()
+            .enumerate()
+            .filter(|&(id, _)| mine(id))
+            .map(|(_, &n)| n)
+            .collect();
+        let delivered: u64 = counts.iter().sum();
         let rate = delivered as f64 / secs;
+        let connected = group.connected.get();
         // Per-client rates over the clients that subscribed.
-        let active: Vec<f64> = per_client
+        let active: Vec<f64> = counts
             .iter()
             .filter(|&&n| n > 0)
             .map(|&n| n as f64 / secs)
             .collect();
-        let client_min = if (active.len() as u64) < self.connected {
+        let client_min = if (active.len() as u64) < connected {
             0.0
         } else {
             active.iter().copied().fold(f64::INFINITY, f64::min)
         };
-        let client_max = active.iter().copied().fold(0.0, f64::max);
-        let client_mean = if self.connected > 0 {
-            rate / self.connected as f64
-        } else {
-            0.0
+        let skipped = group.skipped.get();
+        Self {
+            delivered,
+            rate,
+            client_min: if client_min.is_finite() {
+                client_min
+            } else {
+                0.0
+            },
+            client_mean: if connected > 0 {
+                rate / connected as f64
+            } else {
+                0.0
+            },
+            client_max: active.iter().copied().fold(0.0, f64::max),
+            skipped,
+            conflated: if delivered + skipped > 0 {
+                skipped as f64 / (delivered + skipped) as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+fn latency_json(h: &Histogram) -> Value {
+    json!({
+        "count": h.len(),
+        "p50": h.quantile(0.5),
+        "p99": h.quantile(0.99),
+        "p999": h.quantile(0.999),
+        "max": h.max(),
+    })
+}
+
+fn ratio(part: u64, whole: u64) -> Value {
+    if whole > 0 {
+        Value::from(round(part as f64 / whole as f64, 4))
+    } else {
+        Value::Null
+    }
+}
+
+/// The loadgen's CPU share at or above which its own queueing is part of
+/// the latency it measures (one thread: frames wait for it).
+const SATURATED_PERCENT: f64 = 90.0;
+
+impl Report<'_> {
+    /// The `slow` object: the slow consumers' own figures.
+    fn slow_json(&self, secs: f64) -> Value {
+        let g = &self.shared.slow;
+        let per_client = self.shared.per_client.borrow();
+        let d = Delivery::of(g, &per_client, |id| self.args.is_slow(id), secs);
+        json!({
+            "fraction": self.args.slow_fraction,
+            "clients": self.args.slow_clients(),
+            "connected": g.connected.get(),
+            "rcvbuf": self.args.slow_rcvbuf,
+            "pause_ms": self.args.slow_pause_ms,
+            "read_ms": self.args.slow_read_ms,
+            "stop": self.args.slow_stop,
+            "delivered": d.delivered,
+            "delivered_per_sec": round(d.rate, 1),
+            "per_client_per_sec": {
+                "min": round(d.client_min, 1),
+                "mean": round(d.client_mean, 1),
+                "max": round(d.client_max, 1),
+            },
+            "published_per_sec": round(self.published_slow as f64 / secs, 1),
+            "delivered_ratio_seq": ratio(d.delivered, self.published_slow),
+            "conflated": d.skipped,
+            "conflated_fraction": round(d.conflated, 5),
+            "gaps": g.gaps.get(),
+            "errors": g.errors.get(),
+            "disconnected": g.disconnected.get(),
+            "closes": *g.closes.borrow(),
+            "latency_us": latency_json(&g.latency.borrow()),
+            "frames": g.frames.get(),
+            "bytes": g.bytes.get(),
+            "first_problem": *g.first_problem.borrow(),
+        })
+    }
+
+    /// The one JSON line.
+    pub(super) fn json(&self) -> Value {
+        let secs = self.window.as_secs_f64().max(1e-9);
+        let normal = &self.shared.normal;
+        let d = {
+            let per_client = self.shared.per_client.borrow();
+            Delivery::of(normal, &per_client, |id| !self.args.is_slow(id), secs)
         };
-        let skipped = self.shared.skipped.get();
-        let conflated = if delivered + skipped > 0 {
-            skipped as f64 / (delivered + skipped) as f64
-        } else {
-            0.0
-        };
-        let latency = self.shared.latency.borrow();
-        let subscriptions = self.connected as f64 * self.per_client as f64;
-        let (ideal, ratio) = match self.args.expected_rate {
-            Some(r) if r > 0.0 => (
+        let subscriptions = normal.connected.get() as f64 * self.per_client as f64;
+        let (ideal, ideal_ratio) = match self.args.expected_rate {
+            Some(r) if r > 0.0 && subscriptions > 0.0 => (
                 Value::from(round(r * subscriptions, 1)),
-                Value::from(round(rate / (r * subscriptions), 4)),
+                Value::from(round(d.rate / (r * subscriptions), 4)),
             ),
             _ => (Value::Null, Value::Null),
         };
@@ -89,6 +193,21 @@ impl Report<'_> {
         if let (Some(pid), Value::Object(map)) = (self.args.server_pid, &mut server) {
             map.insert("pid".into(), pid.into());
         }
+        let mut loadgen = cpu(&self.myself);
+        if let Value::Object(map) = &mut loadgen {
+            let busy = map["cpu_percent"].as_f64().unwrap_or(0.0);
+            map.insert("saturated".into(), (busy >= SATURATED_PERCENT).into());
+        }
+        // Growth from before our first connection to the window's start,
+        // per client connected then: the per-connection memory (S3).
+        let rss_before = self.server_before.map(|s| s.rss_kib);
+        let rss_per_conn = match (rss_before, &self.server) {
+            (Some(before), Some((start, _))) if self.connected > 0 => Value::from(round(
+                (start.rss_kib as f64 - before as f64) / self.connected as f64,
+                2,
+            )),
+            _ => Value::Null,
+        };
         // Busy share of the whole machine (100 % = every core busy), so a
         // reader can see what else was running besides server and loadgen.
         let machine = match self.machine {
@@ -101,11 +220,18 @@ impl Report<'_> {
             }),
             _ => Value::Null,
         };
+        let slow = if self.args.slow_clients() > 0 {
+            self.slow_json(secs)
+        } else {
+            Value::Null
+        };
         json!({
             "url": self.args.url,
             "channel": self.args.channel.as_str(),
             "batch": self.args.batch,
             "clients": self.args.clients,
+            "normal_clients": u64::from(self.args.clients) - self.args.slow_clients(),
+            "slow_clients": self.args.slow_clients(),
             "symbols_served": self.served,
             "symbols_per_client": self.per_client,
             "source_addrs": self.args.source_addrs,
@@ -120,39 +246,34 @@ impl Report<'_> {
                 "p99_ms": round(self.connect.quantile(0.99) as f64 / 1e3, 2),
                 "max_ms": round(self.connect.max() as f64 / 1e3, 2),
             },
-            "delivered": delivered,
-            "delivered_per_sec": round(rate, 1),
+            "delivered": d.delivered,
+            "delivered_per_sec": round(d.rate, 1),
             "per_client_per_sec": {
-                "min": round(if client_min.is_finite() { client_min } else { 0.0 }, 1),
-                "mean": round(client_mean, 1),
-                "max": round(client_max, 1),
+                "min": round(d.client_min, 1),
+                "mean": round(d.client_mean, 1),
+                "max": round(d.client_max, 1),
             },
             "expected_rate_per_topic": self.args.expected_rate,
             "published_per_sec": round(self.published as f64 / secs, 1),
-            "delivered_ratio_seq": if self.published > 0 {
-                Value::from(round(delivered as f64 / self.published as f64, 4))
-            } else {
-                Value::Null
-            },
+            "delivered_ratio_seq": ratio(d.delivered, self.published),
             "ideal_per_sec": ideal,
-            "delivered_ratio": ratio,
-            "latency_us": {
-                "count": latency.len(),
-                "p50": latency.quantile(0.5),
-                "p99": latency.quantile(0.99),
-                "p999": latency.quantile(0.999),
-                "max": latency.max(),
-            },
-            "skipped": skipped,
-            "conflated_fraction": round(conflated, 5),
-            "gaps": self.shared.gaps.get(),
-            "errors": self.shared.errors.get(),
-            "disconnected": self.shared.disconnected.get(),
-            "frames": self.shared.frames.get(),
-            "bytes": self.shared.bytes.get(),
-            "first_problem": *self.shared.first_problem.borrow(),
+            "delivered_ratio": ideal_ratio,
+            "latency_us": latency_json(&normal.latency.borrow()),
+            "skipped": d.skipped,
+            "conflated_fraction": round(d.conflated, 5),
+            "gaps": normal.gaps.get(),
+            "errors": normal.errors.get(),
+            "disconnected": normal.disconnected.get(),
+            "closes": *normal.closes.borrow(),
+            "frames": normal.frames.get(),
+            "bytes": normal.bytes.get(),
+            "first_problem": *normal.first_problem.borrow(),
+            "slow": slow,
+            "server_slow_consumer_closes": self.server_slow_closes,
+            "server_rss_before_kib": rss_before,
+            "rss_per_conn_kib": rss_per_conn,
             "server": server,
-            "loadgen": cpu(&self.myself),
+            "loadgen": loadgen,
             "machine": machine,
         })
     }
@@ -161,8 +282,16 @@ impl Report<'_> {
     pub(super) fn summary(&self, v: &Value) -> String {
         let lat = &v["latency_us"];
         let us = |key: &str| stats::human_us(lat[key].as_u64().unwrap_or(0));
+        let slow = if v["slow_clients"].as_u64().unwrap_or(0) > 0 {
+            format!(
+                " ({} slow: headline figures are the {} others')",
+                v["slow_clients"], v["normal_clients"]
+            )
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "loadgen: {} clients × {} of {} symbols ({}), {:.1} s window{}\n\
+            "loadgen: {} clients{slow} × {} of {} symbols ({}), {:.1} s window{}\n\
              connect: {} ok, {} failed, all in {} ms (p99 {} ms)\n\
              delivered: {} updates/s ({} per client, min {})",
             self.args.clients,
@@ -199,7 +328,7 @@ impl Report<'_> {
         }
         s.push_str(&format!(
             "\nlatency rx→receipt: p50 {} p99 {} p99.9 {} max {}\n\
-             conflated {:.3} %, gaps {}, errors {}, disconnected {}",
+             conflated {:.3} %, gaps {}, errors {}, disconnected {} {}",
             us("p50"),
             us("p99"),
             us("p999"),
@@ -208,7 +337,56 @@ impl Report<'_> {
             v["gaps"],
             v["errors"],
             v["disconnected"],
+            v["closes"],
         ));
+        let sl = &v["slow"];
+        if sl.is_object() {
+            let us = |key: &str| stats::human_us(sl["latency_us"][key].as_u64().unwrap_or(0));
+            s.push_str(&format!(
+                "\nslow clients: {} of {} connected (rcvbuf {} B, {}): {} updates/s \
+                 ({} per client), {:.1} % of what the server published; conflated {:.3} %, \
+                 gaps {}, disconnected {}, closes {}; latency p50 {} p99 {} max {}",
+                sl["connected"],
+                sl["clients"],
+                sl["rcvbuf"],
+                if self.args.slow_stop {
+                    "never read again".to_string()
+                } else if self.args.slow_pause_ms == 0 {
+                    "always reading".to_string()
+                } else {
+                    format!(
+                        "pause {} ms / read {} ms",
+                        self.args.slow_pause_ms, self.args.slow_read_ms
+                    )
+                },
+                sl["delivered_per_sec"],
+                sl["per_client_per_sec"]["mean"],
+                sl["delivered_ratio_seq"].as_f64().unwrap_or(0.0) * 100.0,
+                sl["conflated_fraction"].as_f64().unwrap_or(0.0) * 100.0,
+                sl["gaps"],
+                sl["disconnected"],
+                sl["closes"],
+                us("p50"),
+                us("p99"),
+                us("max"),
+            ));
+        }
+        // Only where it can matter: slow clients, or closes nobody asked for.
+        if let Some(n) = v["server_slow_consumer_closes"]
+            .as_u64()
+            .filter(|&n| n > 0 || sl.is_object())
+        {
+            s.push_str(&format!(
+                "\nthe server closed {n} connections as slow consumers (4008, its /metrics)"
+            ));
+        }
+        if let Some(before) = v["server_rss_before_kib"].as_u64() {
+            s.push_str(&format!(
+                "\nserver RSS before the first connect {before} KiB, {} KiB per connection \
+                 (at the window's start)",
+                v["rss_per_conn_kib"]
+            ));
+        }
         for (name, key) in [("server", "server"), ("loadgen", "loadgen")] {
             let p = &v[key];
             if p.is_object() {
@@ -217,6 +395,12 @@ impl Report<'_> {
                     p["cpu_percent"], p["cpu_s"], p["rss_kib_start"], p["rss_kib_end"]
                 ));
             }
+        }
+        if v["loadgen"]["saturated"].as_bool() == Some(true) {
+            s.push_str(
+                "\nloadgen saturated (one thread): its own queueing is part of the latency; \
+                 use --batch or fewer clients per process",
+            );
         }
         if let Some(busy) = v["machine"]["busy_percent"].as_f64() {
             s.push_str(&format!(
