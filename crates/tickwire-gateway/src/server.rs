@@ -149,6 +149,7 @@ async fn start_shard(
                     hub: Hub::new(bus, shutdown.clone()),
                     config,
                     shutdown,
+                    writer_metrics: crate::metrics::WriterMetrics::new(),
                 });
                 if ready_tx.send(Ok(ctx.clone())).is_err() {
                     return;

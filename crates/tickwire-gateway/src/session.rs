@@ -31,6 +31,9 @@ pub(crate) struct SessionContext {
     pub(crate) hub: Arc<Hub>,
     pub(crate) config: GatewayConfig,
     pub(crate) shutdown: CancellationToken,
+    /// Metric handles every writer of this shard records to (shared: a
+    /// copy per connection would cost ~100 bytes of each idle one).
+    pub(crate) writer_metrics: WriterMetrics,
 }
 
 /// Per-connection options from the upgrade request.
@@ -102,9 +105,9 @@ pub(crate) async fn run<S>(
     metrics::gauge!(m::CONNECTIONS).increment(1.0);
     let writer_done = CancellationToken::new();
     let writer = {
-        let (outbox, config, done) = (outbox.clone(), ctx.config.clone(), writer_done.clone());
+        let (outbox, ctx, done) = (outbox.clone(), ctx.clone(), writer_done.clone());
         tokio::spawn(async move {
-            write_loop(sink, outbox, config, opts, progress).await;
+            write_loop(sink, outbox, ctx, opts, progress).await;
             done.cancel();
         })
     };
@@ -380,13 +383,15 @@ impl Session {
 async fn write_loop<W>(
     mut sink: W,
     outbox: Arc<Outbox>,
-    config: GatewayConfig,
+    ctx: Arc<SessionContext>,
     opts: ConnOptions,
     progress: Arc<AtomicU64>,
 ) where
     W: Sink<Message, Error = WsError> + Send + Unpin,
 {
-    let metrics = WriterMetrics::new();
+    // Borrowed from the shared context: owned copies would sit in every
+    // idle connection's task (twice, as async-fn arguments and locals).
+    let (config, metrics) = (&ctx.config, &ctx.writer_metrics);
     // Grows to the largest pass this connection needed; idle ones stay small.
     let mut frames: Vec<Frame> = Vec::new();
     let mut woke = Instant::now();
@@ -402,7 +407,7 @@ async fn write_loop<W>(
         let drained = outbox.drain(Instant::now(), &mut frames);
         if frames.is_empty() {
             if let Some(reason) = outbox.closed() {
-                Box::pin(finish(&mut sink, reason, &config)).await;
+                Box::pin(finish(&mut sink, reason, config)).await;
                 return;
             }
             if let Some(t) = drained.next_timer.filter(|t| *t < armed) {
@@ -454,7 +459,7 @@ async fn write_loop<W>(
         if drained.depth > 0 {
             metrics.depth.record(drained.depth as f64);
         }
-        match write_pass(&mut sink, &mut frames, opts, &config, &progress).await {
+        match write_pass(&mut sink, &mut frames, opts, config, &progress).await {
             Ok(()) => {
                 let now = Instant::now();
                 metrics
@@ -465,7 +470,7 @@ async fn write_loop<W>(
             }
             Err(PassError::Stalled) => {
                 outbox.close(CloseReason::SlowConsumer);
-                Box::pin(finish(&mut sink, CloseReason::SlowConsumer, &config)).await;
+                Box::pin(finish(&mut sink, CloseReason::SlowConsumer, config)).await;
                 return;
             }
             Err(PassError::Socket) => {
