@@ -167,9 +167,8 @@ impl Client {
         self.ws.send(m).await.expect("send");
     }
 
-    /// The next text message as JSON; pings and pongs do not extend the wait.
     /// The next text frame as it came (a `?batch=1` frame holds several
-    /// newline-separated objects).
+    /// newline-separated objects); pings and pongs do not extend the wait.
     pub async fn recv_frame(&mut self) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -186,20 +185,9 @@ impl Client {
         }
     }
 
+    /// The next text message as JSON; pings and pongs do not extend the wait.
     pub async fn recv(&mut self) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let m = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("message in time")
-                .expect("open")
-                .expect("ok");
-            match m {
-                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("unexpected message {other:?}"),
-            }
-        }
+        serde_json::from_str(&self.recv_frame().await).expect("json")
     }
 
     /// Messages until one satisfies `f` (returned last).
