@@ -416,6 +416,9 @@ async fn write_loop<W>(
             }
             tokio::select! {
                 _ = outbox.ready() => {
+                    // The stage's latency counts from here: a coalescing
+                    // wait is part of what the update experiences.
+                    woke = Instant::now();
                     // A client written to less than `coalesce` ago is busy:
                     // its next write waits out the rest of that interval, so
                     // several updates share one syscall. A quiet client's
@@ -441,9 +444,9 @@ async fn write_loop<W>(
                     }
                     armed = last_write + config.heartbeat();
                     timer.as_mut().reset(armed.into());
+                    woke = Instant::now();
                 }
             }
-            woke = Instant::now();
             continue;
         }
         // One lock per pass (the drain) unless something was conflated or
