@@ -99,6 +99,19 @@ with_bus() {
   if [[ "$1" == tickwire && "${BUS:-memory}" == redis ]]; then echo tickwire-redis; else echo "$1"; fi
 }
 
+# kinds_from_args ARG...: sets `kinds` to the server kinds named (BUS=redis
+# turns tickwire into tickwire-redis), tickwire and node-ws when none is;
+# returns 1 on a word that is not a kind (the caller prints its usage).
+kinds_from_args() {
+  kinds=()
+  local arg
+  for arg in "$@"; do
+    is_kind "$arg" || return 1
+    kinds+=("$(with_bus "$arg")")
+  done
+  if (( ${#kinds[@]} == 0 )); then kinds=("$(with_bus tickwire)" node-ws); fi
+}
+
 # feeds_file RATE CHANNEL: a feeds file for `rate` total updates/s over
 # the 100 instruments (quote: feeds-s1.toml; trade: feeds-s1-trade.toml).
 feeds_file() {

@@ -31,14 +31,8 @@ usage() {
 }
 
 batch=0
-kinds=()
-for arg in "$@"; do
-  case "$arg" in
-    --batch) batch=1 ;;
-    *) is_kind "$arg" || usage; kinds+=("$(with_bus "$arg")") ;;
-  esac
-done
-if (( ${#kinds[@]} == 0 )); then kinds=("$(with_bus tickwire)" node-ws); fi
+if [[ "${1:-}" == --batch ]]; then batch=1; shift; fi
+kinds_from_args "$@" || usage
 [[ "$RATE" =~ ^[0-9]+$ && "$CLIENTS" =~ ^[0-9]+$ ]] || usage
 
 build

@@ -37,12 +37,7 @@ usage() {
   exit 2
 }
 
-kinds=()
-for arg in "$@"; do
-  is_kind "$arg" || usage
-  kinds+=("$(with_bus "$arg")")
-done
-if (( ${#kinds[@]} == 0 )); then kinds=("$(with_bus tickwire)" node-ws); fi
+kinds_from_args "$@" || usage
 [[ "$CONNS" =~ ^[0-9]+$ && "$RATE" =~ ^[0-9]+$ ]] || usage
 
 need=$((CONNS + 256))

@@ -32,12 +32,7 @@ usage() {
 [[ $# -ge 1 && "$1" =~ ^[0-9]+$ ]] || usage
 rate=$1
 shift
-kinds=()
-for arg in "$@"; do
-  is_kind "$arg" || usage
-  kinds+=("$(with_bus "$arg")")
-done
-if (( ${#kinds[@]} == 0 )); then kinds=("$(with_bus tickwire)" node-ws); fi
+kinds_from_args "$@" || usage
 
 build
 expected=$(python3 -c "print($rate / $SYMBOLS)")

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Client, SYMBOLS, Server, WAIT, inst};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tickwire_bus::{Bus, Status};
 use tickwire_gateway::GatewayConfig;
@@ -112,22 +112,6 @@ async fn quiet(c: &mut Client) -> Vec<Value> {
 
 async fn send_text(c: &mut Client, text: &str) {
     c.send_raw(Message::Text(text.to_owned().into())).await;
-}
-
-/// The next text frame, verbatim (pings and pongs skipped).
-async fn recv_text(c: &mut Client) -> String {
-    loop {
-        let m = tokio::time::timeout(WAIT, c.ws.next())
-            .await
-            .expect("frame in time")
-            .expect("open")
-            .expect("ok");
-        match m {
-            Message::Text(t) => return t.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
 }
 
 /// Splits a frame into its newline-separated objects, checking each is one
@@ -1297,7 +1281,7 @@ async fn subscribe_round(c: &mut Client, round: u64) -> Vec<String> {
     let mut frames = Vec::new();
     let (mut acked, mut snapshots) = (false, 0);
     while !acked || snapshots < SYMBOLS.len() {
-        let frame = recv_text(c).await;
+        let frame = c.recv_frame().await;
         for v in objects(&frame) {
             if v["type"] == "subscribed" {
                 assert_eq!(v["id"], round, "{v}");
@@ -1313,7 +1297,7 @@ async fn subscribe_round(c: &mut Client, round: u64) -> Vec<String> {
     c.send(json!({"op":"unsubscribe","id":round,"channel":"quote","symbols":SYMBOLS}))
         .await;
     loop {
-        let frame = recv_text(c).await;
+        let frame = c.recv_frame().await;
         let done = objects(&frame).iter().any(|v| v["type"] == "unsubscribed");
         frames.push(frame);
         if done {
@@ -1341,7 +1325,7 @@ async fn server_with_followed_quotes() -> (Server, Client) {
 async fn batch_connection_may_carry_several_newline_separated_objects_per_frame() {
     let (server, _follower) = server_with_followed_quotes().await;
     let mut c = Client::connect_raw(&server, "/v1/ws?batch=1", None).await;
-    let hello = objects(&recv_text(&mut c).await);
+    let hello = objects(&c.recv_frame().await);
     assert_eq!(hello[0]["type"], "hello");
     let mut most = hello.len();
     for round in 0..20 {
@@ -1366,7 +1350,7 @@ async fn batch_connection_may_carry_several_newline_separated_objects_per_frame(
     }
     let mut ids = Vec::new();
     while ids.len() < 10 {
-        for v in objects(&recv_text(&mut c).await) {
+        for v in objects(&c.recv_frame().await) {
             assert_eq!(v["type"], "pong", "{v}");
             ids.push(v["id"].as_u64().expect("id"));
         }
@@ -1378,7 +1362,7 @@ async fn batch_connection_may_carry_several_newline_separated_objects_per_frame(
 async fn default_connection_sends_exactly_one_object_per_frame() {
     let (server, _follower) = server_with_followed_quotes().await;
     let mut c = Client::connect_raw(&server, "/v1/ws", None).await;
-    let mut frames = vec![recv_text(&mut c).await];
+    let mut frames = vec![c.recv_frame().await];
     for round in 0..5 {
         frames.extend(subscribe_round(&mut c, round).await);
     }
@@ -1386,7 +1370,7 @@ async fn default_connection_sends_exactly_one_object_per_frame() {
         c.send(json!({"op":"ping","id":id})).await;
     }
     for _ in 0..10 {
-        frames.push(recv_text(&mut c).await);
+        frames.push(c.recv_frame().await);
     }
     for frame in &frames {
         let v: Value = serde_json::from_str(frame)
