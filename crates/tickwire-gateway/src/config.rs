@@ -1,7 +1,5 @@
 //! Gateway settings, with their defaults and trade-offs.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
@@ -139,18 +137,6 @@ impl GatewayConfig {
             control_queue_len: self.control_queue_len,
             ..OutboxConfig::default()
         }
-    }
-
-    pub(crate) fn slow_consumer_timeout(&self) -> Duration {
-        Duration::from_millis(self.slow_consumer_timeout_ms)
-    }
-
-    pub(crate) fn close_grace(&self) -> Duration {
-        Duration::from_millis(self.close_grace_ms)
-    }
-
-    pub(crate) fn heartbeat(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_ms.max(1))
     }
 }
 

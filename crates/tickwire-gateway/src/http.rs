@@ -3,11 +3,8 @@
 //! the web page at `/`.
 
 use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -17,18 +14,14 @@ use hyper_util::rt::TokioIo;
 use tickwire_model::protocol::{self, ErrorCode};
 use tickwire_model::wire::JsonWriter;
 use tickwire_model::{Channel, Instrument, Topic};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::conn::{Conn, ConnOptions};
 use crate::server::LoadGuard;
-use crate::session::{self, ConnOptions, SessionContext};
-
-/// Initial WebSocket read buffer per connection (grows on demand).
-const READ_BUFFER: usize = 512;
+use crate::session::SessionContext;
 
 /// The page served at `/`.
 const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
@@ -183,30 +176,35 @@ fn upgrade(
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "batch=1" || kv == "batch=true"));
-    let max = ctx.config.max_message_bytes;
-    // tungstenite allocates its read buffer up front (128 KiB by default)
-    // and grows it for a larger message; client requests are small, so an
-    // idle connection costs bytes, not a page per connection. The write
-    // buffer is allocated lazily, as passes need it.
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     tracker.spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let progress = Arc::new(AtomicU64::new(0));
-                let io = Progress {
-                    inner: TokioIo::new(upgraded),
-                    written: progress.clone(),
-                };
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-                session::run(ws, ctx, id, ConnOptions { batch }, progress).await;
-                // The shard counts this connection until its session ends.
-                drop(load);
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(error = %e, "upgrade failed");
+                return;
             }
-            Err(e) => debug!(error = %e, "upgrade failed"),
+        };
+        // Our own framing runs on the bare socket (hyper's buffers and its
+        // boxed I/O are dropped here); bytes the client sent right after
+        // the handshake come along in `read_buf`.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let conn = Conn::new(
+                    parts.io.into_inner(),
+                    &parts.read_buf,
+                    ctx,
+                    id,
+                    ConnOptions { batch },
+                    load,
+                );
+                // Even empty, `read_buf` is a view of hyper's whole read
+                // buffer (kilobytes): held across the await it would pin
+                // that buffer for the connection's life.
+                drop(parts.read_buf);
+                conn.await;
+            }
+            Err(_) => debug!("upgraded connection is not a TCP stream"),
         }
     });
     Response::builder()
@@ -238,59 +236,4 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         .string(message)
         .raw("}");
     json(status, w.finish())
-}
-
-/// Counts bytes the socket accepted, so the writer can tell a slow client
-/// (some progress) from a stuck one (none).
-struct Progress<T> {
-    inner: T,
-    written: Arc<AtomicU64>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Progress<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Progress<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &poll {
-            self.written.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &poll {
-            self.written.fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }

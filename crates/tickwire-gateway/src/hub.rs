@@ -121,6 +121,14 @@ impl Hub {
         lock(&self.connections).remove(&conn);
     }
 
+    /// Calls `f` with every registered connection's outbox (under the
+    /// registry's lock: `f` must not register or deregister).
+    pub(crate) fn each_connection(&self, mut f: impl FnMut(&Outbox)) {
+        for outbox in lock(&self.connections).values() {
+            f(outbox);
+        }
+    }
+
     /// `(connection id, outbox depth)` of every connection.
     pub fn connection_depths(&self) -> Vec<(u64, usize)> {
         let conns: Vec<(u64, Arc<Outbox>)> = lock(&self.connections)

@@ -3,6 +3,7 @@
 //! protocol over WebSocket, and the HTTP endpoints on the same port.
 
 mod config;
+mod conn;
 mod error;
 mod http;
 pub mod hub;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod outbox;
 mod server;
 mod session;
+mod ws;
 
 pub use config::GatewayConfig;
 pub use error::{Error, Result};

@@ -9,12 +9,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use tickwire_model::protocol::{self, GapReason};
 use tickwire_model::{Channel, Epoch, Instrument, Topic, Update};
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// A frame ready for the socket: valid UTF-8 JSON, shared by reference count.
@@ -71,6 +73,10 @@ pub enum CloseReason {
     RateLimited,
     /// The server is shutting down (1001).
     GoingAway,
+    /// The client broke WebSocket framing (1002).
+    ProtocolError,
+    /// The client sent text that is not UTF-8 (1007).
+    InvalidPayload,
     /// The client left; nothing more to say.
     Ended,
 }
@@ -83,6 +89,8 @@ impl CloseReason {
             CloseReason::MessageTooBig => Some((1009, "message too big")),
             CloseReason::RateLimited => Some((4029, "rate limited")),
             CloseReason::GoingAway => Some((1001, "going away")),
+            CloseReason::ProtocolError => Some((1002, "protocol error")),
+            CloseReason::InvalidPayload => Some((1007, "invalid utf-8")),
             CloseReason::Ended => None,
         }
     }
@@ -94,6 +102,8 @@ impl CloseReason {
             CloseReason::MessageTooBig => "message_too_big",
             CloseReason::RateLimited => "rate_limited",
             CloseReason::GoingAway => "going_away",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::InvalidPayload => "invalid_payload",
             CloseReason::Ended => "client_left",
         }
     }
@@ -121,6 +131,10 @@ pub struct Drained {
     /// Whether [`Outbox::take_tally`] has something to report, so a writer
     /// takes the lock for it only then.
     pub tally_pending: bool,
+    /// Whether more is sendable right now (a slot left in the ready queue
+    /// for fairness, or frames queued during the pass): the writer passes
+    /// again without waiting for a signal.
+    pub pending: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -206,7 +220,37 @@ pub struct Outbox {
     /// Held only for memory operations, never across an await: the hub's
     /// fan-out takes it once per offer, the writer once per pass.
     state: Mutex<State>,
-    wake: Notify,
+    /// The connection task to wake when something becomes sendable.
+    waker: AtomicWaker,
+    /// Set by every wake-up, cleared by `drain`: lets the connection tell
+    /// "the outbox has news" from being polled for its socket.
+    signalled: AtomicBool,
+    /// Socket liveness shared with the shard's sweep.
+    pub(crate) pulse: Pulse,
+}
+
+/// What a connection and its shard's sweep share about the socket, in
+/// atomics so the sweep (every connection, several times a second) never
+/// takes an outbox lock. Times are milliseconds on the shard's clock, 0
+/// meaning "not set".
+#[derive(Default, Debug)]
+pub(crate) struct Pulse {
+    /// When the socket last took bytes (or the connection opened).
+    pub(crate) written_ms: AtomicU64,
+    /// Since when unsent bytes have waited with no progress; 0 when the
+    /// socket has taken everything.
+    pub(crate) stalled_ms: AtomicU64,
+    /// When the connection started closing (its close frame queued).
+    pub(crate) closing_ms: AtomicU64,
+    /// Requests from the sweep: [`Pulse::PING`], [`Pulse::ABORT`].
+    pub(crate) pokes: AtomicU8,
+}
+
+impl Pulse {
+    /// Send a heartbeat ping: nothing was written for a heartbeat interval.
+    pub(crate) const PING: u8 = 1;
+    /// Give up on the close handshake: the close grace has passed.
+    pub(crate) const ABORT: u8 = 2;
 }
 
 impl Outbox {
@@ -218,7 +262,9 @@ impl Outbox {
                 ..config
             },
             state: Mutex::default(),
-            wake: Notify::new(),
+            waker: AtomicWaker::new(),
+            signalled: AtomicBool::new(false),
+            pulse: Pulse::default(),
         }
     }
 
@@ -287,7 +333,7 @@ impl Outbox {
             slot.mark = Mark::Ready;
             st.ready.push_back(id.index);
             drop(st);
-            self.wake.notify_one();
+            self.signal();
         }
     }
 
@@ -304,7 +350,7 @@ impl Outbox {
             slot.mark = Mark::Ready;
             st.ready.push_back(id.index);
             drop(st);
-            self.wake.notify_one();
+            self.signal();
         }
     }
 
@@ -409,7 +455,7 @@ impl Outbox {
             let was_empty = st.ready.is_empty() && st.control.is_empty();
             st.ready.push_back(id.index);
             if was_empty {
-                self.wake.notify_one();
+                self.signal();
             }
         }
     }
@@ -492,7 +538,7 @@ impl Outbox {
         if slot.has_data() && slot.mark == Mark::Idle {
             slot.mark = Mark::Ready;
             st.ready.push_back(id.index);
-            self.wake.notify_one();
+            self.signal();
         }
     }
 
@@ -512,7 +558,7 @@ impl Outbox {
             }
         }
         drop(st);
-        self.wake.notify_one();
+        self.signal();
     }
 
     /// Queues a control frame (ack, error, pong). Control frames go
@@ -526,13 +572,13 @@ impl Outbox {
         if st.control.len() >= self.config.control_queue_len {
             st.closed = Some(CloseReason::SlowConsumer);
             drop(st);
-            self.wake.notify_one();
+            self.signal();
             return false;
         }
         st.control.push_back(frame);
         st.depth += 1;
         drop(st);
-        self.wake.notify_one();
+        self.signal();
         true
     }
 
@@ -543,7 +589,7 @@ impl Outbox {
             st.closed = Some(reason);
         }
         drop(st);
-        self.wake.notify_one();
+        self.signal();
     }
 
     /// Why the outbox is closed, if it is.
@@ -562,10 +608,50 @@ impl Outbox {
         std::mem::take(&mut self.lock().tally)
     }
 
+    /// Wakes the connection task: something may be sendable.
+    fn signal(&self) {
+        self.signalled.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Asks for `waker` to be woken at the next offer, control frame, close
+    /// or sweep request. Register before draining, so nothing offered in
+    /// between is missed.
+    pub fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Whether anything was signalled since the last [`drain`](Self::drain).
+    pub fn signalled(&self) -> bool {
+        self.signalled.load(Ordering::Acquire)
+    }
+
+    /// Sets sweep request bits and wakes the connection.
+    pub(crate) fn poke(&self, bits: u8) {
+        self.pulse.pokes.fetch_or(bits, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Takes the pending sweep requests.
+    pub(crate) fn take_pokes(&self) -> u8 {
+        if self.pulse.pokes.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.pulse.pokes.swap(0, Ordering::AcqRel)
+    }
+
     /// Waits until something may be ready (an offer, a control frame or a
     /// close). Spurious wake-ups are possible; drain and look.
     pub async fn ready(&self) {
-        self.wake.notified().await;
+        std::future::poll_fn(|cx| {
+            self.register(cx.waker());
+            if self.signalled() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// One writer pass: every control frame, then each ready slot once, in
@@ -573,6 +659,8 @@ impl Outbox {
     /// next pass). Throttled slots whose time has come rejoin the queue.
     pub fn drain(&self, now: Instant, out: &mut Vec<Frame>) -> Drained {
         let trade_cap = self.config.trade_queue_len;
+        // Cleared before looking, so an offer racing this pass signals again.
+        self.signalled.store(false, Ordering::Release);
         let mut st = self.lock();
         let st = &mut *st;
         while let Some(Reverse((at, index, generation))) = st.timers.peek().copied() {
@@ -649,6 +737,7 @@ impl Outbox {
             next_timer: st.timers.peek().map(|Reverse((at, _, _))| *at),
             depth: st.depth,
             tally_pending: st.tally != Tally::default(),
+            pending: !st.ready.is_empty() || !st.control.is_empty() || !st.notices.is_empty(),
         }
     }
 }

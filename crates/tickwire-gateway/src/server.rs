@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::GatewayConfig;
 use crate::hub::Hub;
+use crate::outbox::CloseReason;
 use crate::session::SessionContext;
 use crate::{Error, Result, http};
 
@@ -150,7 +151,9 @@ async fn start_shard(
                     config,
                     shutdown,
                     writer_metrics: crate::metrics::WriterMetrics::new(),
+                    epoch: std::time::Instant::now(),
                 });
+                tokio::spawn(crate::conn::sweep(ctx.clone()));
                 if ready_tx.send(Ok(ctx.clone())).is_err() {
                     return;
                 }
@@ -216,6 +219,10 @@ async fn serve_shard(
             guard,
         ));
     }
+    // Connections learn of the shutdown through their outboxes: each
+    // flushes what it was sent, then closes with 1001.
+    ctx.hub
+        .each_connection(|outbox| outbox.close(CloseReason::GoingAway));
     tracker.close();
     if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
         warn!(

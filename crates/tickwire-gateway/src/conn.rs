@@ -1,0 +1,672 @@
+//! One client's WebSocket connection after the upgrade: a single task with
+//! a hand-written state that reads and decodes client frames, runs the
+//! session's requests one at a time, and writes what the outbox drains.
+//!
+//! Built for idle connections to cost little: one task (not a reader and
+//! a writer), no buffer held between frames (reads and passes go through
+//! per-thread scratch space; only bytes the socket refused stay with the
+//! connection), no timer unless a coalescing or throttle wait needs one.
+//! Heartbeats, the slow-consumer timeout and the close grace are checked
+//! by the shard's [`sweep`], which pokes a connection when one is due.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tickwire_model::protocol::{self, Limits};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+use tracing::{debug, info};
+
+use crate::metrics as m;
+use crate::outbox::{CloseReason, Frame, Outbox, Pulse};
+use crate::server::LoadGuard;
+use crate::session::{Session, SessionContext};
+use crate::ws::{self, Decoder, Event, Violation};
+
+/// Per-connection options from the upgrade request.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct ConnOptions {
+    /// `?batch=1`: several objects per frame, newline-separated.
+    pub(crate) batch: bool,
+}
+
+/// Rounds of work one poll may do before yielding to other tasks, so a
+/// client that floods requests cannot monopolise its shard.
+const ROUNDS_PER_POLL: usize = 32;
+
+/// Unsent bytes past which the connection stops reading the client: its
+/// pongs and replies must drain first (a ping flood from a client that
+/// does not read cannot grow memory).
+const READ_PAUSE_BYTES: usize = 64 * 1024;
+
+/// Scratch space shared by every connection of a thread; a connection
+/// borrows it only within one poll.
+struct Scratch {
+    frames: Vec<Frame>,
+    bytes: Vec<u8>,
+    read: Box<[u8]>,
+}
+
+/// Past this, a pass's scratch buffer is given back after use.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        frames: Vec::new(),
+        bytes: Vec::new(),
+        read: vec![0; 16 * 1024].into_boxed_slice(),
+    });
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Open,
+    /// Our close frame is queued: flush it, then end. With `linger`
+    /// (after a protocol violation, when the client may still be sending
+    /// what we refused) read and drop the client's bytes until it closes
+    /// or the close grace passes: closing a socket with unread bytes
+    /// resets it, and the reset could destroy our close frame in flight.
+    Closing {
+        linger: bool,
+    },
+}
+
+/// What one round of work achieved.
+enum Round {
+    /// Something moved; go again.
+    Progress,
+    /// Everything waits on a registered wake-up.
+    Idle,
+    /// The connection is over.
+    Done,
+}
+
+/// A client connection, driven as one task until it ends.
+pub(crate) struct Conn {
+    io: TcpStream,
+    ctx: Arc<SessionContext>,
+    outbox: Arc<Outbox>,
+    /// `None` while a request runs (the request owns it).
+    session: Option<Session>,
+    request: Option<Pin<Box<dyn Future<Output = Session> + Send>>>,
+    decoder: Decoder,
+    /// Bytes the socket has not taken yet (a pass, pongs, a close frame).
+    out: Vec<u8>,
+    /// Allocated on the first coalescing or throttle wait, then kept.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: Option<Instant>,
+    fired: bool,
+    /// When the last pass went out, for coalescing.
+    last_write: Instant,
+    /// When the data of the pass in progress was first seen (the
+    /// socket-write stage's latency starts here).
+    woke: Option<Instant>,
+    /// The outbox said more is ready after the last pass.
+    more: bool,
+    phase: Phase,
+    opts: ConnOptions,
+    id: u64,
+    _load: Arc<LoadGuard>,
+}
+
+impl Conn {
+    /// Registers a new connection with the hub and queues its `hello`;
+    /// `received` is what the client sent right after its handshake.
+    pub(crate) fn new(
+        io: TcpStream,
+        received: &[u8],
+        ctx: Arc<SessionContext>,
+        id: u64,
+        opts: ConnOptions,
+        load: Arc<LoadGuard>,
+    ) -> Self {
+        let outbox = Arc::new(Outbox::new(ctx.config.outbox()));
+        outbox
+            .pulse
+            .written_ms
+            .store(ctx.now_ms(), Ordering::Relaxed);
+        ctx.hub.register(id, outbox.clone());
+        metrics::gauge!(m::CONNECTIONS).increment(1.0);
+        let limits = Limits {
+            max_subscriptions: ctx.config.max_subscriptions,
+            max_requests_per_sec: ctx.config.max_requests_per_sec,
+            max_message_bytes: ctx.config.max_message_bytes,
+        };
+        let server = concat!("tickwire/", env!("CARGO_PKG_VERSION"));
+        push(
+            &outbox,
+            protocol::hello(server, ctx.config.heartbeat_ms, &limits),
+        );
+        // Registered after the shard closed its connections for shutdown:
+        // this one goes too.
+        if ctx.shutdown.is_cancelled() {
+            outbox.close(CloseReason::GoingAway);
+        }
+        let mut decoder = Decoder::default();
+        if !received.is_empty() {
+            decoder.extend(received);
+        }
+        Self {
+            session: Some(Session::new(id, ctx.clone(), outbox.clone())),
+            io,
+            ctx,
+            outbox,
+            request: None,
+            decoder,
+            out: Vec::new(),
+            timer: None,
+            armed: None,
+            fired: false,
+            last_write: Instant::now(),
+            woke: None,
+            more: false,
+            phase: Phase::Open,
+            opts,
+            id,
+            _load: load,
+        }
+    }
+
+    fn round(&mut self, cx: &mut Context<'_>) -> Round {
+        let mut progress = false;
+        let pokes = self.outbox.take_pokes();
+        if pokes & Pulse::ABORT != 0 {
+            debug!(conn = self.id, "close grace passed");
+            return Round::Done;
+        }
+        if pokes & Pulse::PING != 0 && self.out.is_empty() && self.phase == Phase::Open {
+            ws::ping(&mut self.out);
+        }
+        // Registered first: a close or an offer from here on wakes us.
+        self.outbox.register(cx.waker());
+        if self.phase == Phase::Open && self.outbox.signalled() {
+            if let Some(reason) = self.outbox.closed() {
+                // A request waiting on a hung bus must not hold up a
+                // close; dropping it drops the session it holds, which
+                // unsubscribes whatever it registered.
+                self.request = None;
+                if !self.out.is_empty() || reason.close_frame().is_none() {
+                    // A stuck socket (the pass below cannot run) or
+                    // nothing to say: close now. Otherwise the pass sends
+                    // what is queued, then the close frame.
+                    self.begin_close(reason);
+                }
+            }
+        }
+        if let Some(request) = self.request.as_mut() {
+            if let Poll::Ready(session) = request.as_mut().poll(cx) {
+                self.session = Some(session);
+                self.request = None;
+                progress = true;
+            }
+        }
+        match self.flush(cx) {
+            Ok(moved) => progress |= moved,
+            Err(()) => return Round::Done,
+        }
+        if self.out.is_empty() {
+            match self.phase {
+                Phase::Open => match self.pass(cx) {
+                    Ok(moved) => progress |= moved,
+                    Err(()) => return Round::Done,
+                },
+                Phase::Closing { linger: false } => return Round::Done,
+                Phase::Closing { linger: true } => {}
+            }
+        }
+        match self.read(cx) {
+            Ok(moved) => progress |= moved,
+            Err(()) => return Round::Done,
+        }
+        if self.poll_timer(cx) {
+            progress = true;
+        }
+        if progress {
+            Round::Progress
+        } else {
+            Round::Idle
+        }
+    }
+
+    /// Writes pending bytes; `Err` when the socket failed.
+    fn flush(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut moved = false;
+        while !self.out.is_empty() {
+            match self.io.poll_write_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            match self.io.try_write(&self.out) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                    moved = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return Err(()),
+            }
+        }
+        if moved {
+            let now_ms = self.ctx.now_ms();
+            let pulse = &self.outbox.pulse;
+            pulse.written_ms.store(now_ms, Ordering::Relaxed);
+            if self.out.is_empty() {
+                pulse.stalled_ms.store(0, Ordering::Relaxed);
+                // Idle connections hold no buffer.
+                self.out = Vec::new();
+                self.pass_written();
+            } else {
+                pulse.stalled_ms.store(now_ms, Ordering::Relaxed);
+            }
+        }
+        Ok(moved)
+    }
+
+    /// A pass has gone out whole: the socket-write stage ends here.
+    fn pass_written(&mut self) {
+        let now = Instant::now();
+        if let Some(woke) = self.woke.take() {
+            self.ctx
+                .writer_metrics
+                .write_latency
+                .record(now.saturating_duration_since(woke).as_secs_f64());
+        }
+        self.last_write = now;
+    }
+
+    /// Drains the outbox and writes the frames, straight from scratch
+    /// space when the socket takes them all.
+    fn pass(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let fired = std::mem::take(&mut self.fired);
+        if !self.outbox.signalled() && !self.more && !fired {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        self.woke.get_or_insert(now);
+        // A client written to less than `coalesce` ago is busy: its next
+        // pass waits out the rest of that interval, so several updates
+        // share one syscall. A quiet client's update leaves at once.
+        let coalesce = Duration::from_micros(self.ctx.config.coalesce_us);
+        let due = self.last_write + coalesce;
+        if !coalesce.is_zero() && now < due {
+            self.arm(due);
+            return Ok(false);
+        }
+        let outbox = self.outbox.clone();
+        let ctx = self.ctx.clone();
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            let drained = outbox.drain(now, &mut scratch.frames);
+            self.more = drained.pending;
+            if let Some(at) = drained.next_timer {
+                self.arm(at);
+            }
+            if scratch.frames.is_empty() {
+                self.woke = None;
+                if let Some(reason) = outbox.closed() {
+                    self.begin_close(reason);
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
+            let metrics = &ctx.writer_metrics;
+            if drained.tally_pending {
+                let tally = outbox.take_tally();
+                metrics.conflated.increment(tally.conflated);
+                metrics.gaps.increment(tally.gaps);
+                metrics.trades_dropped.increment(tally.trades_dropped);
+            }
+            metrics.frames.increment(scratch.frames.len() as u64);
+            if drained.depth > 0 {
+                metrics.depth.record(drained.depth as f64);
+            }
+            scratch.bytes.clear();
+            encode(
+                &mut scratch.bytes,
+                &scratch.frames,
+                self.opts.batch,
+                ctx.config.max_batch_bytes,
+            );
+            scratch.frames.clear();
+            let result = self.write_direct(&scratch.bytes);
+            if scratch.bytes.capacity() > SCRATCH_KEEP {
+                scratch.bytes = Vec::new();
+            }
+            result.map(|()| true)
+        })?;
+        // Register for write readiness if bytes are left.
+        self.flush(cx).map(|_| true)
+    }
+
+    /// Writes `bytes` as far as the socket takes them without waiting;
+    /// the rest is kept for [`flush`](Self::flush).
+    fn write_direct(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            match self.io.try_write(&bytes[sent..]) {
+                Ok(0) => return Err(()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return Err(()),
+            }
+        }
+        let now_ms = self.ctx.now_ms();
+        let pulse = &self.outbox.pulse;
+        if sent > 0 {
+            pulse.written_ms.store(now_ms, Ordering::Relaxed);
+        }
+        if sent == bytes.len() {
+            self.pass_written();
+        } else {
+            self.out.extend_from_slice(&bytes[sent..]);
+            pulse.stalled_ms.store(now_ms, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Queues the close frame `reason` calls for and stops taking requests.
+    fn begin_close(&mut self, reason: CloseReason) {
+        self.outbox.close(reason);
+        self.request = None;
+        if let Some(frame) = reason.close_frame() {
+            ws::close(&mut self.out, Some(frame));
+        }
+        self.phase = Phase::Closing { linger: false };
+        self.outbox
+            .pulse
+            .closing_ms
+            .store(self.ctx.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Decodes what was received and reads more; `Err` at end of stream.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut moved = false;
+        loop {
+            if self.out.len() > READ_PAUSE_BYTES {
+                return Ok(moved);
+            }
+            match self.phase {
+                Phase::Open if self.request.is_some() => return Ok(moved),
+                Phase::Closing { linger: true } => {}
+                _ => match self.decoder.next(self.ctx.config.max_message_bytes) {
+                    Ok(Some(event)) => {
+                        moved = true;
+                        if self.on_event(event, cx) {
+                            return Err(());
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(violation) => {
+                        self.on_violation(violation);
+                        return Ok(true);
+                    }
+                },
+            }
+            match self.io.poll_read_ready(cx) {
+                Poll::Pending => return Ok(moved),
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            let read = SCRATCH.with(|scratch| {
+                let scratch = &mut *scratch.borrow_mut();
+                match self.io.try_read(&mut scratch.read) {
+                    Ok(0) => Err(()),
+                    Ok(n) => {
+                        if self.phase == Phase::Open {
+                            self.decoder.extend(&scratch.read[..n]);
+                        }
+                        Ok(true)
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+                    Err(_) => Err(()),
+                }
+            });
+            match read {
+                // End of stream or a failed socket: the client has gone.
+                Err(()) => {
+                    self.outbox.close(CloseReason::Ended);
+                    return Err(());
+                }
+                Ok(got) => moved |= got,
+            }
+        }
+    }
+
+    /// Acts on one client event; `true` when the connection is over.
+    fn on_event(&mut self, event: Event, cx: &mut Context<'_>) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        match event {
+            Event::Text(text) => {
+                let Some(mut session) = self.session.take() else {
+                    return false;
+                };
+                let mut request: Pin<Box<dyn Future<Output = Session> + Send>> =
+                    Box::pin(async move {
+                        session.on_request(&text).await;
+                        session
+                    });
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(session) => self.session = Some(session),
+                    Poll::Pending => self.request = Some(request),
+                }
+            }
+            Event::Binary => {
+                if let Some(session) = self.session.as_mut() {
+                    session.on_binary();
+                }
+            }
+            Event::Ping(payload) => ws::pong(&mut self.out, &payload),
+            Event::Pong => {}
+            Event::Close(code) => {
+                // What was queued before the close (replies to the
+                // client's last requests) goes first; then the client's
+                // code is echoed, and the connection ends once written.
+                self.request = None;
+                self.outbox.close(CloseReason::Ended);
+                SCRATCH.with(|scratch| {
+                    let scratch = &mut *scratch.borrow_mut();
+                    self.outbox.drain(Instant::now(), &mut scratch.frames);
+                    encode(
+                        &mut self.out,
+                        &scratch.frames,
+                        self.opts.batch,
+                        self.ctx.config.max_batch_bytes,
+                    );
+                    scratch.frames.clear();
+                });
+                ws::close(&mut self.out, code.map(|c| (c, "")));
+                self.phase = Phase::Closing { linger: false };
+            }
+        }
+        false
+    }
+
+    fn on_violation(&mut self, violation: Violation) {
+        let reason = match violation {
+            Violation::Protocol(what) => {
+                debug!(conn = self.id, what, "client broke the WebSocket protocol");
+                CloseReason::ProtocolError
+            }
+            Violation::InvalidUtf8 => CloseReason::InvalidPayload,
+            Violation::TooBig => {
+                debug!(conn = self.id, "client message too big");
+                CloseReason::MessageTooBig
+            }
+        };
+        self.begin_close(reason);
+        self.decoder = Decoder::default();
+        self.phase = Phase::Closing { linger: true };
+    }
+
+    /// Sets the timer to fire at `at`, unless it already fires sooner.
+    fn arm(&mut self, at: Instant) {
+        if self.armed.is_some_and(|a| a <= at) {
+            return;
+        }
+        self.armed = Some(at);
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().reset(at.into()),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
+        }
+    }
+
+    /// Polls the timer if armed; `true` when it has fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.armed.is_none() {
+            return false;
+        }
+        let Some(timer) = self.timer.as_mut() else {
+            return false;
+        };
+        if timer.as_mut().poll(cx).is_ready() {
+            self.armed = None;
+            self.fired = true;
+            return true;
+        }
+        false
+    }
+}
+
+impl Future for Conn {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..ROUNDS_PER_POLL {
+            match this.round(cx) {
+                Round::Progress => {}
+                Round::Idle => return Poll::Pending,
+                Round::Done => return Poll::Ready(()),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Whatever the request was doing is undone by the session's drop.
+        self.request = None;
+        self.session = None;
+        self.outbox.close(CloseReason::Ended);
+        self.ctx.hub.deregister(self.id);
+        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+        let reason = self.outbox.closed().unwrap_or(CloseReason::Ended);
+        metrics::counter!(m::CONNECTIONS_CLOSED, "reason" => reason.as_str()).increment(1);
+        if reason == CloseReason::SlowConsumer {
+            metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+            info!(conn = self.id, "closed slow consumer");
+        }
+    }
+}
+
+/// Queues one of our own encoded messages as a control frame.
+pub(crate) fn push(outbox: &Outbox, bytes: Bytes) {
+    // Our encoder only writes UTF-8.
+    if let Ok(frame) = Frame::try_from(bytes) {
+        outbox.push_control(frame);
+    }
+}
+
+/// Encodes a pass's frames: one text frame each, or with `batch` joined
+/// by newlines into frames of at most `max_batch` bytes.
+fn encode(out: &mut Vec<u8>, frames: &[Frame], batch: bool, max_batch: usize) {
+    if !batch {
+        for frame in frames {
+            ws::text(out, frame.as_str());
+        }
+        return;
+    }
+    let mut start = 0;
+    while start < frames.len() {
+        let mut len = frames[start].len();
+        let mut end = start + 1;
+        while end < frames.len() && len + 1 + frames[end].len() <= max_batch {
+            len += 1 + frames[end].len();
+            end += 1;
+        }
+        ws::text_joined(out, frames[start..end].iter().map(|f| f.as_str()));
+        start = end;
+    }
+}
+
+/// The shard's periodic check of its connections: heartbeat pings for the
+/// quiet ones, slow-consumer closes for sockets that took nothing for the
+/// timeout, and an end to closes past the close grace. Runs as long as
+/// the shard (closes during shutdown need it too); one pass costs a few
+/// atomic loads per connection.
+pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
+    let config = &ctx.config;
+    let heartbeat = config.heartbeat_ms;
+    let slow = config.slow_consumer_timeout_ms;
+    let grace = config.close_grace_ms;
+    let tick = heartbeat.min(slow).min(grace.max(100)) / 4;
+    let mut interval = tokio::time::interval(Duration::from_millis(tick.clamp(5, 1000)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let now = ctx.now_ms();
+        ctx.hub.each_connection(|outbox| {
+            let pulse = &outbox.pulse;
+            let closing = pulse.closing_ms.load(Ordering::Relaxed);
+            if closing != 0 {
+                if now.saturating_sub(closing) >= grace {
+                    outbox.poke(Pulse::ABORT);
+                }
+                return;
+            }
+            let stalled = pulse.stalled_ms.load(Ordering::Relaxed);
+            if stalled != 0 {
+                if now.saturating_sub(stalled) >= slow {
+                    outbox.close(CloseReason::SlowConsumer);
+                }
+                return;
+            }
+            let written = pulse.written_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(written) >= heartbeat {
+                outbox.poke(Pulse::PING);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_join_frames_up_to_the_limit_and_never_split_one() {
+        let frames: Vec<Frame> = ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]
+            .into_iter()
+            .map(Frame::from)
+            .collect();
+        let mut plain = Vec::new();
+        encode(&mut plain, &frames, false, 1024);
+        assert_eq!(
+            plain,
+            b"\x81\x07{\"a\":1}\x81\x07{\"b\":2}\x81\x07{\"c\":3}"
+        );
+        let mut batched = Vec::new();
+        encode(&mut batched, &frames, true, 1024);
+        assert_eq!(batched, b"\x81\x17{\"a\":1}\n{\"b\":2}\n{\"c\":3}");
+        // Room for two per frame; a frame over the limit goes alone.
+        let mut two = Vec::new();
+        encode(&mut two, &frames, true, 15);
+        assert_eq!(two, b"\x81\x0f{\"a\":1}\n{\"b\":2}\x81\x07{\"c\":3}");
+        let mut alone = Vec::new();
+        encode(&mut alone, &frames, true, 3);
+        assert_eq!(alone, plain);
+    }
+}
