@@ -96,12 +96,14 @@ pub(crate) struct Conn {
     /// `None` while a request runs (the request owns it).
     session: Option<Session>,
     request: Option<Pin<Box<dyn Future<Output = Session> + Send>>>,
-    decoder: Decoder,
+    /// Present only while received bytes wait to be decoded.
+    decoder: Option<Box<Decoder>>,
     /// Bytes the socket has not taken yet (a pass, pongs, a close frame).
     out: Vec<u8>,
     /// Allocated on the first coalescing or throttle wait, then kept.
     timer: Option<Pin<Box<Sleep>>>,
-    armed: Option<Instant>,
+    /// Whether `timer` is set to fire (its deadline is the wait's end).
+    armed: bool,
     fired: bool,
     /// When the last pass went out, for coalescing.
     last_write: Instant,
@@ -149,10 +151,11 @@ impl Conn {
         if ctx.shutdown.is_cancelled() {
             outbox.close(CloseReason::GoingAway);
         }
-        let mut decoder = Decoder::default();
-        if !received.is_empty() {
+        let decoder = (!received.is_empty()).then(|| {
+            let mut decoder = Box::<Decoder>::default();
             decoder.extend(received);
-        }
+            decoder
+        });
         Self {
             session: Some(Session::new(id, ctx.clone(), outbox.clone())),
             io,
@@ -162,7 +165,7 @@ impl Conn {
             decoder,
             out: Vec::new(),
             timer: None,
-            armed: None,
+            armed: false,
             fired: false,
             last_write: Instant::now(),
             woke: None,
@@ -396,7 +399,7 @@ impl Conn {
             match self.phase {
                 Phase::Open if self.request.is_some() => return Ok(moved),
                 Phase::Closing { linger: true } => {}
-                _ => match self.decoder.next(self.ctx.config.max_message_bytes) {
+                _ => match self.next_event() {
                     Ok(Some(event)) => {
                         moved = true;
                         if self.on_event(event, cx) {
@@ -422,7 +425,9 @@ impl Conn {
                     Ok(0) => Err(()),
                     Ok(n) => {
                         if self.phase == Phase::Open {
-                            self.decoder.extend(&scratch.read[..n]);
+                            self.decoder
+                                .get_or_insert_with(Box::default)
+                                .extend(&scratch.read[..n]);
                         }
                         Ok(true)
                     }
@@ -505,32 +510,44 @@ impl Conn {
             }
         };
         self.begin_close(reason);
-        self.decoder = Decoder::default();
+        self.decoder = None;
         self.phase = Phase::Closing { linger: true };
+    }
+
+    /// The next decoded client event; the decoder is dropped once it
+    /// holds nothing.
+    fn next_event(&mut self) -> Result<Option<Event>, Violation> {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Ok(None);
+        };
+        let event = decoder.next(self.ctx.config.max_message_bytes);
+        if matches!(event, Ok(None)) && decoder.is_empty() {
+            self.decoder = None;
+        }
+        event
     }
 
     /// Sets the timer to fire at `at`, unless it already fires sooner.
     fn arm(&mut self, at: Instant) {
-        if self.armed.is_some_and(|a| a <= at) {
-            return;
-        }
-        self.armed = Some(at);
+        let at = tokio::time::Instant::from_std(at);
         match self.timer.as_mut() {
-            Some(timer) => timer.as_mut().reset(at.into()),
-            None => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
+            Some(timer) if self.armed && timer.deadline() <= at => {}
+            Some(timer) => timer.as_mut().reset(at),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }
+        self.armed = true;
     }
 
     /// Polls the timer if armed; `true` when it has fired.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.armed.is_none() {
+        if !self.armed {
             return false;
         }
         let Some(timer) = self.timer.as_mut() else {
             return false;
         };
         if timer.as_mut().poll(cx).is_ready() {
-            self.armed = None;
+            self.armed = false;
             self.fired = true;
             return true;
         }
@@ -645,6 +662,16 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// tokio puts a task in a cell aligned to 128 bytes, with about 112
+    /// bytes of its own (header, scheduler, trailer, tracker token): a
+    /// connection of at most 272 bytes costs a 384-byte cell, one more
+    /// byte a 512-byte one, for every idle client (S3 in BENCHMARKS.md).
+    #[test]
+    fn connection_state_fits_the_384_byte_task_cell() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 272, "Conn is {size} bytes");
+    }
 
     #[test]
     fn batches_join_frames_up_to_the_limit_and_never_split_one() {

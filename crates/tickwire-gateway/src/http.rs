@@ -177,6 +177,7 @@ fn upgrade(
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "batch=1" || kv == "batch=true"));
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let conns = tracker.clone();
     tracker.spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(upgraded) => upgraded,
@@ -198,11 +199,10 @@ fn upgrade(
                     ConnOptions { batch },
                     load,
                 );
-                // Even empty, `read_buf` is a view of hyper's whole read
-                // buffer (kilobytes): held across the await it would pin
-                // that buffer for the connection's life.
-                drop(parts.read_buf);
-                conn.await;
+                // A task of its own, so it holds only the connection: this
+                // one's state (hyper's upgrade future, and `read_buf`, a
+                // view that would pin hyper's whole read buffer) ends here.
+                conns.spawn(conn);
             }
             Err(_) => debug!("upgraded connection is not a TCP stream"),
         }

@@ -676,7 +676,11 @@ impl Outbox {
             }
         }
         st.depth -= st.control.len() + st.notices.len();
-        out.extend(st.control.drain(..));
+        if !st.control.is_empty() {
+            out.extend(st.control.drain(..));
+            // Replies are rare: an idle connection keeps no queue for them.
+            st.control = VecDeque::new();
+        }
         out.extend(st.notices.drain(..).map(|(_, f)| f));
         let passes = st.ready.len();
         for _ in 0..passes {

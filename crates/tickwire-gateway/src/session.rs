@@ -3,7 +3,6 @@
 //! connection task (`conn.rs`) decodes frames and hands over each text
 //! message, so requests can be exercised without one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,7 +73,7 @@ pub(crate) struct Session {
     id: u64,
     ctx: Arc<SessionContext>,
     outbox: Arc<Outbox>,
-    subs: HashMap<Topic, SlotId>,
+    subs: Subs,
     bucket: TokenBucket,
     /// Requests refused in a row; sustained abuse closes with 4029.
     refused: u32,
@@ -84,9 +83,52 @@ impl Drop for Session {
     /// Unsubscribes everything, whether the connection ended or a request
     /// was dropped half-way (its registrations are in `subs` already).
     fn drop(&mut self) {
-        for (topic, slot) in self.subs.drain() {
+        for (topic, slot) in std::mem::take(&mut self.subs.0) {
             self.ctx.hub.unsubscribe(&topic, self.id, slot);
         }
+    }
+}
+
+/// A session's subscriptions, sorted by topic: a handful per idle client,
+/// where a hash map's smallest table would cost four times the bytes.
+#[derive(Default)]
+struct Subs(Vec<(Topic, SlotId)>);
+
+impl Subs {
+    fn find(&self, topic: &Topic) -> Result<usize, usize> {
+        self.0.binary_search_by(|(t, _)| t.cmp(topic))
+    }
+
+    fn get(&self, topic: &Topic) -> Option<&SlotId> {
+        self.find(topic).ok().map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, topic: &Topic) -> bool {
+        self.find(topic).is_ok()
+    }
+
+    fn insert(&mut self, topic: Topic, slot: SlotId) {
+        match self.find(&topic) {
+            Ok(i) => self.0[i].1 = slot,
+            Err(i) => self.0.insert(i, (topic, slot)),
+        }
+    }
+
+    fn remove(&mut self, topic: &Topic) -> Option<SlotId> {
+        let i = self.find(topic).ok()?;
+        let (_, slot) = self.0.remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        Some(slot)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Topic> {
+        self.0.iter().map(|(t, _)| t)
     }
 }
 
@@ -98,7 +140,7 @@ impl Session {
             bucket: TokenBucket::new(ctx.config.max_requests_per_sec, Instant::now()),
             ctx,
             outbox,
-            subs: HashMap::new(),
+            subs: Subs::default(),
             refused: 0,
         }
     }

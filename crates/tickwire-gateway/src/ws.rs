@@ -72,6 +72,11 @@ impl Decoder {
         self.pos < self.buf.len()
     }
 
+    /// Whether nothing at all is held: no bytes, no unfinished message.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.has_pending() && self.partial.is_none()
+    }
+
     /// The next complete event, `Ok(None)` when more bytes are needed.
     /// `max` bounds a frame's payload and a whole message, so a huge
     /// declared length is refused before its bytes arrive.
