@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+pub mod json;
 pub mod metrics;
 mod rng;
 mod runner;
