@@ -6,9 +6,13 @@
 //! epoch ([`Sequencer`]) and publishes it. Which markets to play comes from a
 //! feeds file ([`FeedsConfig`]); the demo one is embedded ([`DEMO_FEEDS`]).
 //!
+//! The venue adapters keep their order books with [`book`]: the L2 book,
+//! Kraken's checksum and the per-venue sequence checkers.
+//!
 //! Pure core, thin shell: generation and sequencing are synchronous and take
 //! time as an argument; only the runner reads the clock.
 
+pub mod book;
 mod config;
 mod error;
 pub mod json;
