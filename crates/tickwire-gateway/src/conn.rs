@@ -25,7 +25,7 @@ use tokio::time::Sleep;
 use tracing::{debug, info};
 
 use crate::metrics as m;
-use crate::outbox::{CloseReason, Frame, Outbox, Pulse};
+use crate::outbox::{CloseReason, Drained, Frame, Outbox, Pulse};
 use crate::server::LoadGuard;
 use crate::session::{Session, SessionContext};
 use crate::ws::{self, Decoder, Event, Violation};
@@ -46,23 +46,16 @@ const ROUNDS_PER_POLL: usize = 32;
 /// does not read cannot grow memory).
 const READ_PAUSE_BYTES: usize = 64 * 1024;
 
-/// Scratch space shared by every connection of a thread; a connection
-/// borrows it only within one poll.
-struct Scratch {
-    frames: Vec<Frame>,
-    bytes: Vec<u8>,
-    read: Box<[u8]>,
-}
-
 /// Past this, a pass's scratch buffer is given back after use.
 const SCRATCH_KEEP: usize = 1 << 20;
 
+// Scratch space shared by every connection of a thread; a connection
+// borrows it only within one poll. Separate cells, because a pass encodes
+// the drained frames into the byte buffer while holding both.
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
-        frames: Vec::new(),
-        bytes: Vec::new(),
-        read: vec![0; 16 * 1024].into_boxed_slice(),
-    });
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static READ: RefCell<Box<[u8]>> = RefCell::new(vec![0; 16 * 1024].into_boxed_slice());
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -303,50 +296,56 @@ impl Conn {
             self.arm(due);
             return Ok(false);
         }
-        let outbox = self.outbox.clone();
-        let ctx = self.ctx.clone();
-        SCRATCH.with(|scratch| {
-            let scratch = &mut *scratch.borrow_mut();
-            let drained = outbox.drain(now, &mut scratch.frames);
-            self.more = drained.pending;
-            if let Some(at) = drained.next_timer {
-                self.arm(at);
-            }
-            if scratch.frames.is_empty() {
-                self.woke = None;
-                if let Some(reason) = outbox.closed() {
-                    self.begin_close(reason);
-                    return Ok(true);
-                }
-                return Ok(false);
-            }
-            let metrics = &ctx.writer_metrics;
-            if drained.tally_pending {
-                let tally = outbox.take_tally();
-                metrics.conflated.increment(tally.conflated);
-                metrics.gaps.increment(tally.gaps);
-                metrics.trades_dropped.increment(tally.trades_dropped);
-            }
-            metrics.frames.increment(scratch.frames.len() as u64);
-            if drained.depth > 0 {
-                metrics.depth.record(drained.depth as f64);
-            }
-            scratch.bytes.clear();
-            encode(
-                &mut scratch.bytes,
-                &scratch.frames,
-                self.opts.batch,
-                ctx.config.max_batch_bytes,
-            );
-            scratch.frames.clear();
-            let result = self.write_direct(&scratch.bytes);
-            if scratch.bytes.capacity() > SCRATCH_KEEP {
-                scratch.bytes = Vec::new();
-            }
-            result.map(|()| true)
-        })?;
+        // Taken out of its cell for the pass (and put back after), so the
+        // pass may use `self` freely.
+        let mut bytes = BYTES.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        bytes.clear();
+        let result = self.write_pass(now, &mut bytes);
+        if bytes.capacity() <= SCRATCH_KEEP {
+            BYTES.with(|b| *b.borrow_mut() = bytes);
+        }
+        if !result? {
+            return Ok(false);
+        }
         // Register for write readiness if bytes are left.
         self.flush(cx).map(|_| true)
+    }
+
+    /// Drains and encodes into `bytes` and writes them; `Ok(false)` when
+    /// there was nothing to send.
+    fn write_pass(&mut self, now: Instant, bytes: &mut Vec<u8>) -> Result<bool, ()> {
+        let (drained, frames) = drain_encoded(
+            &self.outbox,
+            now,
+            bytes,
+            self.opts,
+            self.ctx.config.max_batch_bytes,
+        );
+        self.more = drained.pending;
+        if let Some(at) = drained.next_timer {
+            self.arm(at);
+        }
+        if frames == 0 {
+            self.woke = None;
+            if let Some(reason) = self.outbox.closed() {
+                self.begin_close(reason);
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        let metrics = &self.ctx.writer_metrics;
+        if drained.tally_pending {
+            let tally = self.outbox.take_tally();
+            metrics.conflated.increment(tally.conflated);
+            metrics.gaps.increment(tally.gaps);
+            metrics.trades_dropped.increment(tally.trades_dropped);
+        }
+        metrics.frames.increment(frames as u64);
+        if drained.depth > 0 {
+            metrics.depth.record(drained.depth as f64);
+        }
+        self.write_direct(bytes)?;
+        Ok(true)
     }
 
     /// Writes `bytes` as far as the socket takes them without waiting;
@@ -419,15 +418,15 @@ impl Conn {
                 Poll::Ready(Err(_)) => return Err(()),
                 Poll::Ready(Ok(())) => {}
             }
-            let read = SCRATCH.with(|scratch| {
-                let scratch = &mut *scratch.borrow_mut();
-                match self.io.try_read(&mut scratch.read) {
+            let read = READ.with(|buf| {
+                let buf = &mut *buf.borrow_mut();
+                match self.io.try_read(buf) {
                     Ok(0) => Err(()),
                     Ok(n) => {
                         if self.phase == Phase::Open {
                             self.decoder
                                 .get_or_insert_with(Box::default)
-                                .extend(&scratch.read[..n]);
+                                .extend(&buf[..n]);
                         }
                         Ok(true)
                     }
@@ -479,17 +478,13 @@ impl Conn {
                 // code is echoed, and the connection ends once written.
                 self.request = None;
                 self.outbox.close(CloseReason::Ended);
-                SCRATCH.with(|scratch| {
-                    let scratch = &mut *scratch.borrow_mut();
-                    self.outbox.drain(Instant::now(), &mut scratch.frames);
-                    encode(
-                        &mut self.out,
-                        &scratch.frames,
-                        self.opts.batch,
-                        self.ctx.config.max_batch_bytes,
-                    );
-                    scratch.frames.clear();
-                });
+                drain_encoded(
+                    &self.outbox,
+                    Instant::now(),
+                    &mut self.out,
+                    self.opts,
+                    self.ctx.config.max_batch_bytes,
+                );
                 ws::close(&mut self.out, code.map(|c| (c, "")));
                 self.phase = Phase::Closing { linger: false };
             }
@@ -595,6 +590,25 @@ pub(crate) fn push(outbox: &Outbox, bytes: Bytes) {
     if let Ok(frame) = Frame::try_from(bytes) {
         outbox.push_control(frame);
     }
+}
+
+/// Drains the outbox and appends the frames' encoding to `out`; returns
+/// the drain's report and how many frames went in.
+fn drain_encoded(
+    outbox: &Outbox,
+    now: Instant,
+    out: &mut Vec<u8>,
+    opts: ConnOptions,
+    max_batch: usize,
+) -> (Drained, usize) {
+    FRAMES.with(|frames| {
+        let frames = &mut *frames.borrow_mut();
+        let drained = outbox.drain(now, frames);
+        let count = frames.len();
+        encode(out, frames, opts.batch, max_batch);
+        frames.clear();
+        (drained, count)
+    })
 }
 
 /// Encodes a pass's frames: one text frame each, or with `batch` joined
