@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use tickwire_model::{Instrument, parse_decimal};
 
+use crate::feed::{VenueFeed, VenueFile};
 use crate::synthetic::{ChannelMix, SyntheticConfig, SyntheticInstrument};
 use crate::{Error, Result};
 
@@ -17,11 +18,13 @@ use crate::{Error, Result};
 /// with no configuration.
 pub const DEMO_FEEDS: &str = include_str!("../../../feeds/demo.toml");
 
-/// Everything a feeds file defines.
+/// What a feeds file defines: a synthetic market or one live venue.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedsConfig {
-    /// The synthetic market (section `[synthetic]`).
-    pub synthetic: SyntheticConfig,
+pub enum FeedsConfig {
+    /// A synthetic market (table `[synthetic]`).
+    Synthetic(SyntheticConfig),
+    /// A live venue (table `[venue]`, e.g. `feeds/binance/feed.toml`).
+    Venue(VenueFeed),
 }
 
 impl FeedsConfig {
@@ -37,11 +40,51 @@ impl FeedsConfig {
     /// (`synthetic.instruments[3].tick`).
     pub fn parse(text: &str) -> Result<Self> {
         let file: FeedsFile = toml::from_str(text).map_err(|e| Error::Toml(Box::new(e)))?;
-        let synthetic = file.synthetic.into_config();
-        synthetic
-            .validate()
-            .map_err(|e| e.in_section("synthetic"))?;
-        Ok(Self { synthetic })
+        match (file.synthetic, file.venue) {
+            (Some(synthetic), None) => {
+                let synthetic = synthetic.into_config();
+                synthetic
+                    .validate()
+                    .map_err(|e| e.in_section("synthetic"))?;
+                Ok(Self::Synthetic(synthetic))
+            }
+            (None, Some(venue)) => venue
+                .into_feed()
+                .map(Self::Venue)
+                .map_err(|e| e.in_section("venue")),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "venue",
+                "a feeds file holds either [synthetic] or [venue], not both",
+            )),
+            (None, None) => Err(Error::invalid(
+                "synthetic",
+                "a feeds file needs a [synthetic] or a [venue] table",
+            )),
+        }
+    }
+
+    /// The synthetic market, if this is one.
+    pub fn synthetic(&self) -> Option<&SyntheticConfig> {
+        match self {
+            Self::Synthetic(s) => Some(s),
+            Self::Venue(_) => None,
+        }
+    }
+
+    /// The venue feed, if this is one.
+    pub fn venue(&self) -> Option<&VenueFeed> {
+        match self {
+            Self::Venue(v) => Some(v),
+            Self::Synthetic(_) => None,
+        }
+    }
+
+    /// Every canonical instrument the feeds play.
+    pub fn instruments(&self) -> Vec<Instrument> {
+        match self {
+            Self::Synthetic(s) => s.instruments.iter().map(|i| i.symbol.clone()).collect(),
+            Self::Venue(v) => v.instruments.iter().map(|i| i.instrument.clone()).collect(),
+        }
     }
 
     /// Reads, parses and validates a feeds file; errors also name the file.
@@ -60,7 +103,8 @@ impl FeedsConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FeedsFile {
-    synthetic: SyntheticFile,
+    synthetic: Option<SyntheticFile>,
+    venue: Option<VenueFile>,
 }
 
 #[derive(Deserialize)]
@@ -193,7 +237,7 @@ instruments = [
     #[test]
     fn demo_is_valid_and_big_enough() {
         let demo = FeedsConfig::demo();
-        let s = &demo.synthetic;
+        let s = demo.synthetic().expect("synthetic");
         assert!(s.instruments.len() >= 8);
         let venues = crate::synthetic::venues(s);
         for v in ["coinbase", "binance", "kraken"] {
@@ -213,11 +257,14 @@ instruments = [
     #[test]
     fn defaults_fill_optional_keys() {
         let c = FeedsConfig::parse(ONE).expect("valid");
-        assert_eq!(c.synthetic.rate, 50);
-        assert_eq!(c.synthetic.book_depth, 10);
-        assert_eq!(c.synthetic.volatility_bp, Decimal::ONE);
-        assert_eq!(c.synthetic.mix, ChannelMix::default());
-        assert!(c.synthetic.mix.weight(Channel::Quote) > 0);
+        assert_eq!(c.synthetic().expect("synthetic").rate, 50);
+        assert_eq!(c.synthetic().expect("synthetic").book_depth, 10);
+        assert_eq!(
+            c.synthetic().expect("synthetic").volatility_bp,
+            Decimal::ONE
+        );
+        assert_eq!(c.synthetic().expect("synthetic").mix, ChannelMix::default());
+        assert!(c.synthetic().expect("synthetic").mix.weight(Channel::Quote) > 0);
     }
 
     #[test]

@@ -12,14 +12,19 @@
 //! Pure core, thin shell: generation and sequencing are synchronous and take
 //! time as an argument; only the runner reads the clock.
 
+pub mod adapter;
 pub mod book;
+pub mod capture;
 mod config;
 mod error;
+pub mod feed;
 pub mod json;
+mod live;
 pub mod metrics;
 mod rng;
 mod runner;
 mod synthetic;
+pub mod venue;
 
 pub use config::{DEMO_FEEDS, FeedsConfig};
 pub use error::{Error, Result};

@@ -321,10 +321,16 @@ pub fn spawn_feeds(
     bus: Arc<dyn Bus>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>> {
+    let synthetic = match config {
+        FeedsConfig::Synthetic(s) => s,
+        FeedsConfig::Venue(feed) => {
+            return Ok(crate::live::spawn_venue(feed.clone(), bus, shutdown));
+        }
+    };
     let now = now_us();
     let seed = rng::mix(now ^ u64::from(std::process::id()).rotate_left(32));
-    let market = SyntheticMarket::new(config.synthetic.clone(), seed, now)?;
-    let venues = synthetic::venues(&config.synthetic).join(",");
+    let market = SyntheticMarket::new(synthetic.clone(), seed, now)?;
+    let venues = synthetic::venues(synthetic).join(",");
     let span = tracing::info_span!("feed", feed = "synthetic", venues = %venues);
     Ok(tokio::spawn(
         async move {

@@ -138,9 +138,11 @@ async fn demo_quotes_and_trades_every_instrument_within_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_topic_is_sequenced_from_one_without_holes() {
-    let mut config = FeedsConfig::demo();
-    config.synthetic.instruments.truncate(2);
-    config.synthetic = config.synthetic.with_rate(4_000).expect("rate");
+    let FeedsConfig::Synthetic(mut synthetic) = FeedsConfig::demo() else {
+        panic!("the demo is synthetic");
+    };
+    synthetic.instruments.truncate(2);
+    let config = FeedsConfig::Synthetic(synthetic.with_rate(4_000).expect("rate"));
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());
     let shutdown = CancellationToken::new();
     let feed = spawn_feeds(&config, bus.clone(), shutdown.clone()).expect("valid config");

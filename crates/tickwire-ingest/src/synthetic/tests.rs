@@ -14,7 +14,7 @@ use crate::FeedsConfig;
 const START_US: u64 = 1_764_000_000_000_000;
 
 fn demo() -> SyntheticConfig {
-    FeedsConfig::demo().synthetic
+    FeedsConfig::demo().synthetic().expect("synthetic").clone()
 }
 
 /// Runs a market through `steps` (µs between calls) and returns all events.

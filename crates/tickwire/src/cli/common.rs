@@ -129,8 +129,8 @@ pub(crate) fn load_feeds(flags: &[PathBuf], config: &Config) -> anyhow::Result<V
 fn overlap(feeds: &[Feeds]) -> Option<(String, &str, &str)> {
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (index, feed) in feeds.iter().enumerate() {
-        for instrument in &feed.config.synthetic.instruments {
-            let symbol = instrument.symbol.to_string();
+        for instrument in feed.config.instruments() {
+            let symbol = instrument.to_string();
             match owner.get(&symbol) {
                 Some(&first) if first != index => {
                     return Some((symbol, feeds[first].name.as_str(), feed.name.as_str()));

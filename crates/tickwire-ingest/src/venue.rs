@@ -1,0 +1,89 @@
+//! The venue adapters, one module each with the same files: `mod.rs`
+//! (the [`Adapter`] and the venue's constants), `messages.rs` (wire types,
+//! each with an example frame), `parse.rs` (wire → canonical), `fake.rs`
+//! (the venue's side of the wire: the fake venue and the capture
+//! generator). This file is the one place that chooses among them.
+
+pub mod binance;
+pub(crate) mod books;
+pub mod bybit;
+pub mod coinbase;
+pub mod kraken;
+pub mod okx;
+
+use crate::adapter::{Adapter, Limits};
+use crate::feed::{VenueFeed, VenueKind};
+
+/// A fresh adapter for one connection of `feed`.
+pub fn adapter(feed: &VenueFeed) -> Box<dyn Adapter> {
+    match feed.venue {
+        VenueKind::Coinbase => Box::new(coinbase::CoinbaseAdapter::new(feed)),
+        VenueKind::Binance => Box::new(binance::BinanceAdapter::new(feed)),
+        VenueKind::Kraken => Box::new(kraken::KrakenAdapter::new(feed)),
+        VenueKind::Okx => Box::new(okx::OkxAdapter::new(feed)),
+        VenueKind::Bybit => Box::new(bybit::BybitAdapter::new(feed)),
+    }
+}
+
+/// What a venue allows and expects of a connection.
+pub fn limits(venue: VenueKind) -> Limits {
+    match venue {
+        VenueKind::Coinbase => coinbase::LIMITS,
+        VenueKind::Binance => binance::LIMITS,
+        VenueKind::Kraken => kraken::LIMITS,
+        VenueKind::Okx => okx::LIMITS,
+        VenueKind::Bybit => bybit::LIMITS,
+    }
+}
+
+/// The venue's side of one fake-venue session, for `tickwire replay
+/// --serve` and the adapters' tests. The fake plays a capture as a live
+/// broadcast: it observes every frame of the tape (keeping its own books),
+/// serves them to subscribed clients, and answers subscribe requests,
+/// pings and REST snapshot requests the way the venue does, with fresh
+/// snapshots built from its books.
+pub trait FakeVenue: Send {
+    /// Frames the venue sends as soon as a client connects (Kraken's
+    /// `status`); most send none.
+    fn greeting(&mut self) -> Vec<String>;
+
+    /// Answers one text frame from the client: subscribe acks (one per
+    /// symbol or argument, as the venue does), a rejection for instruments
+    /// the tape does not carry, pongs, and for a book subscription the
+    /// fresh snapshot frame built from the fake's current book.
+    fn on_client(&mut self, text: &str, out: &mut Vec<String>);
+
+    /// Takes in one frame of the tape before it is broadcast, updating the
+    /// fake's books. Returns whether subscribed clients should receive it
+    /// (the tape's own acks and snapshots are not broadcast: the fake makes
+    /// its own per client).
+    fn observe(&mut self, frame: &str) -> bool;
+
+    /// Answers a REST GET (path and query, `/api/v3/depth?symbol=BTCUSDT&limit=5000`)
+    /// with a body built from the current books, or `None` (404).
+    fn rest(&mut self, path_and_query: &str) -> Option<String>;
+}
+
+/// A fake venue for captures of `venue`, with the instruments' venue names.
+pub fn fake(venue: VenueKind, natives: &[String]) -> Box<dyn FakeVenue> {
+    match venue {
+        VenueKind::Coinbase => Box::new(coinbase::fake::CoinbaseFake::new(natives)),
+        VenueKind::Binance => Box::new(binance::fake::BinanceFake::new(natives)),
+        VenueKind::Kraken => Box::new(kraken::fake::KrakenFake::new(natives)),
+        VenueKind::Okx => Box::new(okx::fake::OkxFake::new(natives)),
+        VenueKind::Bybit => Box::new(bybit::fake::BybitFake::new(natives)),
+    }
+}
+
+/// The synthetic capture of `venue` (what `feeds/<venue>/capture.jsonl`
+/// holds), generated from a seed: deterministic, so a test can check the
+/// committed file is what the generator writes.
+pub fn generate_capture(venue: VenueKind) -> String {
+    match venue {
+        VenueKind::Coinbase => coinbase::fake::generate(),
+        VenueKind::Binance => binance::fake::generate(),
+        VenueKind::Kraken => kraken::fake::generate(),
+        VenueKind::Okx => okx::fake::generate(),
+        VenueKind::Bybit => bybit::fake::generate(),
+    }
+}

@@ -1,0 +1,211 @@
+//! The books of one connection, shared by every adapter: which instruments
+//! have a consistent book, publishing the top N only when it is usable and
+//! changed, and reporting breaks and recoveries to the shell.
+
+use std::collections::HashMap;
+
+use tickwire_model::{BookTop, Event, Instrument, Payload, Quote};
+
+use crate::adapter::Output;
+use crate::book::Book;
+
+/// Reason given when an update would have crossed the book.
+pub(crate) const CROSSED: &str = "crossed_book";
+
+/// One instrument's book and whether it can be trusted.
+#[derive(Debug, Default)]
+pub(crate) struct Tracked {
+    /// The levels.
+    pub(crate) book: Book,
+    /// Whether a snapshot was applied and nothing broke since.
+    pub(crate) synced: bool,
+    /// The top last published, to skip updates that did not change it.
+    last_top: Option<BookTop>,
+    /// The best bid/offer last published as a quote (venues whose quote
+    /// comes from the book).
+    last_quote: Option<Quote>,
+}
+
+/// Every book of one connection.
+#[derive(Debug)]
+pub(crate) struct Books {
+    depth: usize,
+    books: HashMap<Instrument, Tracked>,
+}
+
+impl Books {
+    /// Books publishing `depth` levels per side.
+    pub(crate) fn new(depth: usize) -> Self {
+        Self {
+            depth,
+            books: HashMap::new(),
+        }
+    }
+
+    /// The levels published per side.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Starts an instrument over from a snapshot: the book is emptied and
+    /// marked synced; the caller applies the snapshot's levels, then calls
+    /// [`Books::publish`].
+    pub(crate) fn begin_snapshot(&mut self, instrument: &Instrument) -> &mut Book {
+        let t = self.books.entry(instrument.clone()).or_default();
+        t.book.clear();
+        t.synced = true;
+        t.last_top = None;
+        &mut t.book
+    }
+
+    /// The book of an instrument while it is synced, to apply an update to.
+    pub(crate) fn synced_mut(&mut self, instrument: &Instrument) -> Option<&mut Book> {
+        self.books
+            .get_mut(instrument)
+            .filter(|t| t.synced)
+            .map(|t| &mut t.book)
+    }
+
+    /// Whether an instrument's book is synced.
+    pub(crate) fn is_synced(&self, instrument: &Instrument) -> bool {
+        self.books.get(instrument).is_some_and(|t| t.synced)
+    }
+
+    /// The tracked state of an instrument, if any.
+    pub(crate) fn get(&self, instrument: &Instrument) -> Option<&Tracked> {
+        self.books.get(instrument)
+    }
+
+    /// After a snapshot or an update was applied: a crossed book breaks
+    /// (never published); otherwise the top N is published if it changed.
+    /// A snapshot (`recovered`) also reports the book usable again.
+    pub(crate) fn publish(
+        &mut self,
+        instrument: &Instrument,
+        ts: u64,
+        rx: u64,
+        recovered: bool,
+        out: &mut Output,
+    ) {
+        let Some(t) = self.books.get_mut(instrument) else {
+            return;
+        };
+        if !t.synced {
+            return;
+        }
+        if t.book.is_crossed() {
+            self.invalidate(instrument, CROSSED, out);
+            return;
+        }
+        if recovered {
+            out.books.push((instrument.clone(), None));
+        }
+        let top = t.book.top(self.depth);
+        if t.last_top.as_ref() == Some(&top) {
+            return;
+        }
+        t.last_top = Some(top.clone());
+        out.events.push(Event {
+            instrument: instrument.clone(),
+            ts,
+            rx,
+            payload: Payload::Book(top),
+        });
+    }
+
+    /// Publishes the book's best bid and offer as a `quote` when both sides
+    /// exist and it changed (for venues without a BBO stream). Call after
+    /// [`Books::publish`]; does nothing for an unsynced or crossed book.
+    pub(crate) fn publish_quote(
+        &mut self,
+        instrument: &Instrument,
+        ts: u64,
+        rx: u64,
+        out: &mut Output,
+    ) {
+        let Some(t) = self.books.get_mut(instrument) else {
+            return;
+        };
+        if !t.synced || t.book.is_crossed() {
+            return;
+        }
+        let (Some((bid, bid_size)), Some((ask, ask_size))) = (t.book.best_bid(), t.book.best_ask())
+        else {
+            return;
+        };
+        let quote = Quote {
+            bid,
+            bid_size,
+            ask,
+            ask_size,
+        };
+        if t.last_quote.as_ref() == Some(&quote) {
+            return;
+        }
+        t.last_quote = Some(quote.clone());
+        out.events.push(Event {
+            instrument: instrument.clone(),
+            ts,
+            rx,
+            payload: Payload::Quote(quote),
+        });
+    }
+
+    /// Marks an instrument's book broken with `reason` (reported once per
+    /// break) and empties it until the next snapshot.
+    pub(crate) fn invalidate(
+        &mut self,
+        instrument: &Instrument,
+        reason: &'static str,
+        out: &mut Output,
+    ) {
+        let t = self.books.entry(instrument.clone()).or_default();
+        let was_synced = std::mem::replace(&mut t.synced, false);
+        t.book.clear();
+        t.last_top = None;
+        t.last_quote = None;
+        if was_synced {
+            out.books.push((instrument.clone(), Some(reason)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickwire_model::parse_decimal;
+
+    fn d(s: &str) -> rust_decimal::Decimal {
+        parse_decimal(s).expect("decimal")
+    }
+
+    #[test]
+    fn publishes_changed_tops_and_breaks_on_cross() {
+        let i = Instrument::parse("x:A-B").expect("instrument");
+        let mut books = Books::new(2);
+        let mut out = Output::default();
+        let b = books.begin_snapshot(&i);
+        b.apply_bid(d("1.00"), d("2"));
+        b.apply_ask(d("1.10"), d("3"));
+        books.publish(&i, 1, 2, true, &mut out);
+        assert_eq!(out.books, vec![(i.clone(), None)]);
+        assert_eq!(out.events.len(), 1);
+        out.clear();
+        // Same top again: nothing.
+        books.publish(&i, 1, 2, false, &mut out);
+        assert!(out.is_empty());
+        books.publish_quote(&i, 1, 2, &mut out);
+        assert!(matches!(&out.events[0].payload, Payload::Quote(q) if q.ask == d("1.10")));
+        out.clear();
+        let b = books.synced_mut(&i).expect("synced");
+        b.apply_bid(d("1.20"), d("1"));
+        books.publish(&i, 3, 4, false, &mut out);
+        assert!(out.events.is_empty(), "a crossed book is never published");
+        assert_eq!(out.books, vec![(i.clone(), Some(CROSSED))]);
+        assert!(!books.is_synced(&i));
+        assert!(books.synced_mut(&i).is_none());
+        out.clear();
+        books.invalidate(&i, "again", &mut out);
+        assert!(out.books.is_empty(), "one report per break");
+    }
+}

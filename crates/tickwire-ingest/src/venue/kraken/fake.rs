@@ -1,0 +1,40 @@
+//! The Kraken side of the wire: the fake venue and the capture generator.
+
+use crate::venue::FakeVenue;
+
+/// A fake Kraken session.
+pub struct KrakenFake {
+    natives: Vec<String>,
+}
+
+impl KrakenFake {
+    /// A fake serving these instruments (venue names).
+    pub fn new(natives: &[String]) -> Self {
+        Self {
+            natives: natives.to_vec(),
+        }
+    }
+}
+
+impl FakeVenue for KrakenFake {
+    fn greeting(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn on_client(&mut self, _text: &str, _out: &mut Vec<String>) {
+        let _ = &self.natives;
+    }
+
+    fn observe(&mut self, _frame: &str) -> bool {
+        true
+    }
+
+    fn rest(&mut self, _path_and_query: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The synthetic capture (`feeds/kraken/capture.jsonl`).
+pub fn generate() -> String {
+    String::new()
+}

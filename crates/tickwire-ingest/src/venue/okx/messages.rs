@@ -1,0 +1,1 @@
+//! Okx wire types.
