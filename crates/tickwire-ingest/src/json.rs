@@ -8,6 +8,39 @@
 //! strings into a string token before parsing, so the parser hands over
 //! the exact text and `rust_decimal` parses it with its scale.
 
+use serde::Deserialize;
+
+use crate::adapter::FrameError;
+
+/// Which JSON parser an adapter decodes frames with: simd-json in
+/// production; serde_json only as the benchmarks' baseline, over the same
+/// wire types.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// simd-json's serde deserializer (the default).
+    #[default]
+    Simd,
+    /// serde_json (the baseline).
+    Serde,
+}
+
+/// Decodes a wire type from a frame with the chosen parser, borrowing
+/// strings from `buf` (which simd-json rewrites in place: pass a scratch
+/// copy of the frame).
+pub fn decode<'a, T: Deserialize<'a>>(
+    backend: Backend,
+    buf: &'a mut [u8],
+) -> Result<T, FrameError> {
+    match backend {
+        Backend::Simd => {
+            simd_json::serde::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))
+        }
+        Backend::Serde => {
+            serde_json::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))
+        }
+    }
+}
+
 /// Why a frame could not be rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuoteError {
