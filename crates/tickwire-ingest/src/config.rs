@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use tickwire_model::{Instrument, parse_decimal};
 
 use crate::feed::{VenueFeed, VenueFile};
+use crate::replay::ReplayConfig;
 use crate::synthetic::{ChannelMix, SyntheticConfig, SyntheticInstrument};
 use crate::{Error, Result};
 
@@ -25,6 +26,9 @@ pub enum FeedsConfig {
     Synthetic(SyntheticConfig),
     /// A live venue (table `[venue]`, e.g. `feeds/binance/feed.toml`).
     Venue(VenueFeed),
+    /// A capture replayed through its venue's adapter (`tickwire replay`,
+    /// and the default of `tickwire run`); built by code, not from TOML.
+    Replay(ReplayConfig),
 }
 
 impl FeedsConfig {
@@ -67,7 +71,7 @@ impl FeedsConfig {
     pub fn synthetic(&self) -> Option<&SyntheticConfig> {
         match self {
             Self::Synthetic(s) => Some(s),
-            Self::Venue(_) => None,
+            Self::Venue(_) | Self::Replay(_) => None,
         }
     }
 
@@ -75,7 +79,7 @@ impl FeedsConfig {
     pub fn venue(&self) -> Option<&VenueFeed> {
         match self {
             Self::Venue(v) => Some(v),
-            Self::Synthetic(_) => None,
+            Self::Synthetic(_) | Self::Replay(_) => None,
         }
     }
 
@@ -84,6 +88,13 @@ impl FeedsConfig {
         match self {
             Self::Synthetic(s) => s.instruments.iter().map(|i| i.symbol.clone()).collect(),
             Self::Venue(v) => v.instruments.iter().map(|i| i.instrument.clone()).collect(),
+            Self::Replay(r) => r
+                .capture
+                .header
+                .instruments
+                .iter()
+                .map(|i| i.instrument.clone())
+                .collect(),
         }
     }
 

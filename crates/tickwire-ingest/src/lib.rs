@@ -13,6 +13,7 @@
 //! time as an argument; only the runner reads the clock.
 
 pub mod adapter;
+mod backoff;
 pub mod book;
 pub mod capture;
 mod config;
@@ -21,13 +22,19 @@ pub mod feed;
 pub mod json;
 mod live;
 pub mod metrics;
+pub mod normalize;
+pub mod record;
+mod replay;
+pub mod rest;
 mod rng;
 mod runner;
+pub mod serve;
 mod synthetic;
 pub mod venue;
 
 pub use config::{DEMO_FEEDS, FeedsConfig};
 pub use error::{Error, Result};
+pub use replay::{ReplayConfig, Speed};
 pub use runner::{Sequencer, run_synthetic, spawn_demo, spawn_feeds};
 pub use synthetic::{
     ChannelMix, DEFAULT_RATE_PER_INSTRUMENT, SyntheticConfig, SyntheticInstrument, SyntheticMarket,

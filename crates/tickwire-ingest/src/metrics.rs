@@ -114,3 +114,128 @@ impl FeedMetrics {
         }
     }
 }
+
+/// Venue frames that could not be used, by venue and kind (`malformed`,
+/// `field`, `decimal`, `time`, `unknown_instrument`).
+pub const PARSE_ERRORS: &str = "tickwire_ingest_parse_errors_total";
+/// Venue frames that carried no market data, by venue and kind (`ack`,
+/// `rejected`, `heartbeat`, `pong`, `unknown`, `stale`).
+pub const FRAMES_NOTED: &str = "tickwire_ingest_frames_noted_total";
+/// Books found inconsistent and re-synced from a fresh snapshot, by venue
+/// and reason (`sequence_gap`, `checksum_mismatch`, `crossed_book`, ...).
+pub const RESYNCS: &str = "tickwire_ingest_resyncs_total";
+/// Venue connections that ended and were replaced, by venue and reason
+/// (`closed`, `error`, `silent`, `connect_failed`).
+pub const RECONNECTS: &str = "tickwire_ingest_reconnects_total";
+/// Make-before-break connection rotations completed, by venue.
+pub const ROTATIONS: &str = "tickwire_ingest_rotations_total";
+/// Trades received twice (a rotation's overlap, a venue's replay after
+/// subscribe) and published once, by venue.
+pub const DUPLICATES: &str = "tickwire_ingest_duplicate_trades_total";
+/// Venue connections currently open, by venue.
+pub const CONNECTIONS: &str = "tickwire_ingest_venue_connections";
+
+/// Labels of [`PARSE_ERRORS`], in `FrameError::kind` terms.
+pub(crate) const PARSE_ERROR_KINDS: [&str; 5] = [
+    "malformed",
+    "field",
+    "decimal",
+    "time",
+    "unknown_instrument",
+];
+/// Labels of [`FRAMES_NOTED`], in `Note::kind` terms.
+pub(crate) const NOTE_KINDS: [&str; 6] =
+    ["ack", "rejected", "heartbeat", "pong", "unknown", "stale"];
+/// Labels of [`RECONNECTS`].
+pub(crate) const RECONNECT_REASONS: [&str; 4] = ["closed", "error", "silent", "connect_failed"];
+
+/// Registers the venue metrics' descriptions.
+pub(crate) fn describe_venue() {
+    describe();
+    metrics::describe_counter!(
+        PARSE_ERRORS,
+        "Venue frames skipped because they could not be parsed, by venue and kind"
+    );
+    metrics::describe_counter!(
+        FRAMES_NOTED,
+        "Venue frames without market data (acks, heartbeats, pongs, unknown types), by venue and kind"
+    );
+    metrics::describe_counter!(
+        RESYNCS,
+        "Order books found inconsistent and re-synced from a fresh snapshot, by venue and reason"
+    );
+    metrics::describe_counter!(
+        RECONNECTS,
+        "Venue connections lost and replaced, by venue and reason"
+    );
+    metrics::describe_counter!(
+        ROTATIONS,
+        "Make-before-break venue connection rotations, by venue"
+    );
+    metrics::describe_counter!(
+        DUPLICATES,
+        "Trades received more than once and published once, by venue"
+    );
+    metrics::describe_gauge!(CONNECTIONS, "Open venue connections, by venue");
+}
+
+/// The handles of one venue's connections, resolved once per feed.
+#[derive(Clone)]
+pub(crate) struct VenueMetrics {
+    pub(crate) parse_errors: [Counter; 5],
+    pub(crate) noted: [Counter; 6],
+    pub(crate) reconnects: [Counter; 4],
+    pub(crate) rotations: Counter,
+    pub(crate) duplicates: Counter,
+    pub(crate) connections: Gauge,
+    venue: String,
+}
+
+impl VenueMetrics {
+    /// Resolves the handles of `venue`.
+    pub(crate) fn new(venue: &str) -> Self {
+        describe_venue();
+        let v = venue.to_owned();
+        Self {
+            parse_errors: PARSE_ERROR_KINDS
+                .map(|k| metrics::counter!(PARSE_ERRORS, "venue" => v.clone(), "kind" => k)),
+            noted: NOTE_KINDS
+                .map(|k| metrics::counter!(FRAMES_NOTED, "venue" => v.clone(), "kind" => k)),
+            reconnects: RECONNECT_REASONS
+                .map(|r| metrics::counter!(RECONNECTS, "venue" => v.clone(), "reason" => r)),
+            rotations: metrics::counter!(ROTATIONS, "venue" => v.clone()),
+            duplicates: metrics::counter!(DUPLICATES, "venue" => v.clone()),
+            connections: metrics::gauge!(CONNECTIONS, "venue" => v.clone()),
+            venue: v,
+        }
+    }
+
+    /// Counts a parse error of this kind.
+    pub(crate) fn parse_error(&self, kind: &str) {
+        if let Some(i) = PARSE_ERROR_KINDS.iter().position(|k| *k == kind) {
+            self.parse_errors[i].increment(1);
+        }
+    }
+
+    /// Counts a noted frame of this kind.
+    pub(crate) fn noted(&self, kind: &str) {
+        if let Some(i) = NOTE_KINDS.iter().position(|k| *k == kind) {
+            self.noted[i].increment(1);
+        }
+    }
+
+    /// Counts a reconnect for this reason.
+    pub(crate) fn reconnect(&self, reason: &str) {
+        let i = RECONNECT_REASONS
+            .iter()
+            .position(|k| *k == reason)
+            .unwrap_or(1);
+        self.reconnects[i].increment(1);
+    }
+
+    /// Counts a resync; reasons are a small fixed set chosen by the
+    /// adapters, so the label lookup happens only on a break.
+    pub(crate) fn resync(&self, reason: &'static str) {
+        metrics::counter!(RESYNCS, "venue" => self.venue.clone(), "reason" => reason).increment(1);
+    }
+}

@@ -30,7 +30,7 @@ const STOPPED_REASON: &str = "feed_stopped";
 
 /// Microseconds since the Unix epoch from the wall clock (0 if the clock is
 /// before 1970).
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -125,15 +125,15 @@ impl Default for Sequencer {
 
 /// Publishes onto the bus, counting and logging failures: each kind of
 /// failure is logged once per feed task, never per update.
-struct Publisher {
-    bus: Arc<dyn Bus>,
-    sequencer: Sequencer,
-    metrics: FeedMetrics,
-    logged: [bool; 4],
+pub(crate) struct Publisher {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) sequencer: Sequencer,
+    pub(crate) metrics: FeedMetrics,
+    pub(crate) logged: [bool; 4],
 }
 
 impl Publisher {
-    fn publish(&mut self, event: &Event) {
+    pub(crate) fn publish(&mut self, event: &Event) {
         let channel = event.payload.channel().index();
         let counters = self.metrics.venue(&event.instrument);
         if let Some(c) = counters {
@@ -152,7 +152,12 @@ impl Publisher {
         }
     }
 
-    fn publish_status(&mut self, instrument: &Instrument, state: FeedState, reason: &str) {
+    pub(crate) fn publish_status(
+        &mut self,
+        instrument: &Instrument,
+        state: FeedState,
+        reason: &str,
+    ) {
         let status = Status {
             instrument: instrument.clone(),
             state,
@@ -193,34 +198,8 @@ pub async fn run_synthetic(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let instruments: Vec<Instrument> = market.instruments().cloned().collect();
-    let entries: Vec<CatalogueEntry> = instruments
-        .iter()
-        .map(|i| CatalogueEntry {
-            instrument: i.clone(),
-            channels: Channel::ALL.to_vec(),
-        })
-        .collect();
-    let mut logged_unavailable = false;
-    loop {
-        let announced = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return Ok(()),
-            r = bus.announce(entries.clone()) => r,
-        };
-        match announced {
-            Ok(()) => break,
-            Err(e) if e.is_terminal() => return Err(e.into()),
-            Err(e) => {
-                if !std::mem::replace(&mut logged_unavailable, true) {
-                    tracing::warn!(error = %e, "cannot announce instruments yet; retrying every second");
-                }
-                tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(ANNOUNCE_RETRY) => {}
-                }
-            }
-        }
+    if !announce(&bus, &instruments, &Channel::ALL, &shutdown).await? {
+        return Ok(());
     }
 
     let Some(sequencer) = resume_sequences(&instruments, &bus, &shutdown).await else {
@@ -266,10 +245,50 @@ pub async fn run_synthetic(
     Ok(())
 }
 
+/// Announces instruments with their channels to the bus, retrying every
+/// second while it is unavailable. `Ok(false)` on shutdown; an error when
+/// the bus refuses the catalogue for good.
+pub(crate) async fn announce(
+    bus: &Arc<dyn Bus>,
+    instruments: &[Instrument],
+    channels: &[Channel],
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    let entries: Vec<CatalogueEntry> = instruments
+        .iter()
+        .map(|i| CatalogueEntry {
+            instrument: i.clone(),
+            channels: channels.to_vec(),
+        })
+        .collect();
+    let mut logged_unavailable = false;
+    loop {
+        let announced = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(false),
+            r = bus.announce(entries.clone()) => r,
+        };
+        match announced {
+            Ok(()) => return Ok(true),
+            Err(e) if e.is_terminal() => return Err(e.into()),
+            Err(e) => {
+                if !std::mem::replace(&mut logged_unavailable, true) {
+                    tracing::warn!(error = %e, "cannot announce instruments yet; retrying every second");
+                }
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(false),
+                    () = tokio::time::sleep(ANNOUNCE_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
 /// A sequencer that continues every topic the bus already has a value for
 /// (same epoch, next seq), so an ingest restart does not restart the
 /// streams. Retries while the bus is unreachable; `None` on shutdown.
-async fn resume_sequences(
+pub(crate) async fn resume_sequences(
     instruments: &[Instrument],
     bus: &Arc<dyn Bus>,
     shutdown: &CancellationToken,
@@ -325,6 +344,9 @@ pub fn spawn_feeds(
         FeedsConfig::Synthetic(s) => s,
         FeedsConfig::Venue(feed) => {
             return Ok(crate::live::spawn_venue(feed.clone(), bus, shutdown));
+        }
+        FeedsConfig::Replay(replay) => {
+            return Ok(crate::replay::spawn_replay(replay.clone(), bus, shutdown));
         }
     };
     let now = now_us();

@@ -62,6 +62,14 @@ pub trait FakeVenue: Send {
     /// Answers a REST GET (path and query, `/api/v3/depth?symbol=BTCUSDT&limit=5000`)
     /// with a body built from the current books, or `None` (404).
     fn rest(&mut self, path_and_query: &str) -> Option<String>;
+
+    /// The frame announcing that the venue will close the connection soon
+    /// (Binance `serverShutdown`), at `now_ms`; `None` for venues that just
+    /// close.
+    fn shutdown_notice(&mut self, now_ms: u64) -> Option<String> {
+        let _ = now_ms;
+        None
+    }
 }
 
 /// A fake venue for captures of `venue`, with the instruments' venue names.
@@ -85,5 +93,62 @@ pub fn generate_capture(venue: VenueKind) -> String {
         VenueKind::Kraken => kraken::fake::generate(),
         VenueKind::Okx => okx::fake::generate(),
         VenueKind::Bybit => bybit::fake::generate(),
+    }
+}
+
+/// Each venue's live feed definition, embedded (`feeds/<venue>/feed.toml`).
+const FEED_FILES: [(VenueKind, &str); 5] = [
+    (
+        VenueKind::Coinbase,
+        include_str!("../../../feeds/coinbase/feed.toml"),
+    ),
+    (
+        VenueKind::Binance,
+        include_str!("../../../feeds/binance/feed.toml"),
+    ),
+    (
+        VenueKind::Kraken,
+        include_str!("../../../feeds/kraken/feed.toml"),
+    ),
+    (VenueKind::Okx, include_str!("../../../feeds/okx/feed.toml")),
+    (
+        VenueKind::Bybit,
+        include_str!("../../../feeds/bybit/feed.toml"),
+    ),
+];
+
+/// The venue's embedded live feed definition (`feeds/<venue>/feed.toml`):
+/// the real endpoints and the instruments' name mapping.
+pub fn default_feed(venue: VenueKind) -> VenueFeed {
+    let text = FEED_FILES
+        .iter()
+        .find(|(v, _)| *v == venue)
+        .map_or("", |(_, t)| t);
+    // The embedded files are checked by this crate's tests.
+    match crate::FeedsConfig::parse(text) {
+        Ok(crate::FeedsConfig::Venue(feed)) => feed,
+        other => panic!("the embedded feeds/{venue}/feed.toml is invalid: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_feed_files_are_valid_with_real_endpoints() {
+        for venue in VenueKind::ALL {
+            let feed = default_feed(venue);
+            assert_eq!(feed.venue, venue);
+            assert!(feed.url.starts_with("wss://"), "{venue}: {}", feed.url);
+            assert!(!feed.instruments.is_empty());
+            for i in &feed.instruments {
+                assert_eq!(i.instrument.venue(), venue.name());
+            }
+        }
+        assert_eq!(
+            default_feed(VenueKind::Binance).rest_url.as_deref(),
+            Some("https://api.binance.com")
+        );
     }
 }

@@ -6,6 +6,9 @@ mod ingest;
 mod loadgen;
 mod loadgen_report;
 mod loadgen_stats;
+mod normalize;
+mod record;
+mod replay;
 mod run;
 mod sub;
 
@@ -31,6 +34,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     Sub(sub::SubArgs),
     Loadgen(loadgen::LoadgenArgs),
+    Record(record::RecordArgs),
+    Replay(replay::ReplayArgs),
+    Normalize(normalize::NormalizeArgs),
 }
 
 impl Cli {
@@ -50,6 +56,9 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(args).await,
         Command::Sub(args) => sub::run(args).await,
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Record(args) => record::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
+        Command::Normalize(args) => normalize::run(args),
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::common::{self, ConfigArgs};
+use super::common::{self, ConfigArgs, Feeds};
 use crate::bus;
 
 /// Run the whole service in one process: demo or configured feeds, the
@@ -49,10 +49,33 @@ pub(crate) struct RunArgs {
 
 /// Runs until a signal, then drains.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
-    let feeds = common::load_feeds(&args.feeds, &config)?;
+    serve_with(&args.common, args.listen, None, &args.feeds).await
+}
+
+/// Serves `feeds` (or the configured ones) with the gateway in this
+/// process until a signal, then drains: `run`, and `replay` without
+/// `--serve`.
+pub(crate) async fn serve(
+    common_args: &ConfigArgs,
+    listen: Option<SocketAddr>,
+    feeds: Option<Vec<Feeds>>,
+) -> anyhow::Result<ExitCode> {
+    serve_with(common_args, listen, feeds, &[]).await
+}
+
+async fn serve_with(
+    common_args: &ConfigArgs,
+    listen: Option<SocketAddr>,
+    feeds: Option<Vec<Feeds>>,
+    feed_files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let (mut signals, config) = common::serving_setup(common_args, listen)?;
+    let feeds = match feeds {
+        Some(f) => f,
+        None => common::load_feeds(feed_files, &config)?,
+    };
     info!(
-        file = %common::describe_file(&args.common),
+        file = %common::describe_file(common_args),
         listen = %config.listen,
         bus = %config.bus.describe(),
         feeds = %common::describe_feeds(&feeds),
