@@ -241,6 +241,9 @@ impl BinanceAdapter {
                 let inst = self.instrument(position).clone();
                 self.books.invalidate(&inst, "bad_update", out);
                 self.fetch(position, out);
+                // A shell that drops `out` with the error loses this
+                // request; the next diff then asks again.
+                self.syncs[position].fetching = false;
                 return Err(e);
             }
         };
