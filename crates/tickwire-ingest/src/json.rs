@@ -41,6 +41,75 @@ pub fn decode<'a, T: Deserialize<'a>>(
     }
 }
 
+/// [`decode`] with the parser's working memory kept between frames: once
+/// warmed up, simd-json allocates nothing per frame (its buffers and tape
+/// are reused, and the frame is parsed where it lies in the scratch
+/// buffer instead of being copied again). serde_json needs no state; it
+/// reads the same scratch copy, so both backends pay the same copy.
+pub struct Decoder {
+    backend: Backend,
+    buffers: simd_json::Buffers,
+    /// Empty between frames; `None` only if a parse panicked midway.
+    tape: Option<simd_json::Tape<'static>>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder with empty buffers.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            buffers: simd_json::Buffers::default(),
+            tape: Some(simd_json::Tape(Vec::new())),
+        }
+    }
+
+    /// The parser it uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Copies `frame` into `scratch` (plus the padding simd-json reads past
+    /// the end) and decodes a wire type from it, borrowing strings from
+    /// `scratch`.
+    pub fn decode<'a, T: Deserialize<'a>>(
+        &mut self,
+        frame: &[u8],
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<T, FrameError> {
+        scratch.clear();
+        scratch.extend_from_slice(frame);
+        let malformed = |e: &dyn std::fmt::Display| FrameError::Malformed(e.to_string());
+        match self.backend {
+            Backend::Serde => serde_json::from_slice(scratch).map_err(|e| malformed(&e)),
+            Backend::Simd => {
+                let len = scratch.len();
+                scratch.resize(len + simd_json::INPUT_PADDING, 0);
+                let mut tape = self
+                    .tape
+                    .take()
+                    .map_or_else(|| simd_json::Tape(Vec::new()), simd_json::Tape::reset);
+                let filled =
+                    simd_json::fill_tape_padded(scratch, len, &mut self.buffers, &mut tape);
+                let mut de = simd_json::Deserializer::from_tape(tape);
+                let decoded = match filled {
+                    Ok(()) => T::deserialize(&mut de).map_err(|e| malformed(&e)),
+                    Err(e) => Err(malformed(&e)),
+                };
+                self.tape = Some(de.into_tape().reset());
+                decoded
+            }
+        }
+    }
+}
+
 /// Why a frame could not be rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuoteError {
@@ -136,6 +205,37 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(quoted(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_decoder_reuses_its_memory_across_frames_and_errors() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Msg<'a> {
+            s: &'a str,
+            n: u64,
+        }
+        for backend in [Backend::Simd, Backend::Serde] {
+            let mut d = Decoder::new(backend);
+            assert_eq!(d.backend(), backend);
+            let mut scratch = Vec::new();
+            let long = format!(r#"{{"pad":"{}","s":"xy","n":2}}"#, "z".repeat(5000));
+            for (frame, n) in [
+                (r#"{"s":"BTCUSDT","n":1}"#, 1),
+                (long.as_str(), 2),
+                (r#"{"n":3,"s":"a"}"#, 3),
+            ] {
+                let m: Msg<'_> = d.decode(frame.as_bytes(), &mut scratch).expect("decode");
+                assert_eq!(m.n, n, "{backend:?}");
+            }
+            for bad in [r#"{"s":"a","n":"#, "nope", r#"{"s":1,"n":1}"#] {
+                let e = d.decode::<Msg<'_>>(bad.as_bytes(), &mut scratch);
+                assert!(matches!(e, Err(FrameError::Malformed(_))), "{bad}: {e:?}");
+            }
+            let m: Msg<'_> = d
+                .decode(br#"{"s":"ok","n":4}"#, &mut scratch)
+                .expect("after errors");
+            assert_eq!(m, Msg { s: "ok", n: 4 });
         }
     }
 

@@ -32,7 +32,7 @@ use self::parse::{Kind, Peek};
 use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output};
 use crate::book::{BinanceDiff, BinanceResync, BinanceSync, BinanceVerdict};
 use crate::feed::VenueFeed;
-use crate::json::{self, Backend};
+use crate::json::{Backend, Decoder};
 use crate::venue::books::Books;
 
 /// What Binance allows and expects of a connection (reference §1.1–1.2):
@@ -74,7 +74,8 @@ struct BookSync {
 /// One Binance connection's protocol state.
 pub struct BinanceAdapter {
     feed: VenueFeed,
-    backend: Backend,
+    /// The parser and its reused working memory.
+    decoder: Decoder,
     /// The frame copied for the parser, which rewrites it in place.
     scratch: Vec<u8>,
     /// Upper-case venue name → position in `feed.instruments`, for feeds
@@ -111,7 +112,7 @@ impl BinanceAdapter {
         ];
         Self {
             feed: feed.clone(),
-            backend,
+            decoder: Decoder::new(backend),
             scratch: Vec::with_capacity(1024),
             index,
             wants,
@@ -159,17 +160,17 @@ impl BinanceAdapter {
     /// Copies the frame into the scratch buffer and decodes it as `T`
     /// (inside the combined wrapper when `combined`).
     fn decode<'s, T: Deserialize<'s>>(
+        decoder: &mut Decoder,
         scratch: &'s mut Vec<u8>,
-        backend: Backend,
         frame: &str,
         peek: Peek,
     ) -> Result<T, String> {
-        scratch.clear();
-        scratch.extend_from_slice(frame.as_bytes());
         let decoded = if peek.combined {
-            json::decode::<BinanceCombined<T>>(backend, scratch).map(|c| c.data)
+            decoder
+                .decode::<BinanceCombined<T>>(frame.as_bytes(), scratch)
+                .map(|c| c.data)
         } else {
-            json::decode::<T>(backend, scratch)
+            decoder.decode::<T>(frame.as_bytes(), scratch)
         };
         decoded.map_err(|e| match e {
             FrameError::Malformed(m) => m,
@@ -180,24 +181,26 @@ impl BinanceAdapter {
     /// The error for a frame of kind `peek` that did not decode as its wire
     /// type: the field at fault, or `Malformed` when it is not JSON.
     fn diagnose(&mut self, frame: &str, peek: Peek, parser: String) -> FrameError {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(frame.as_bytes());
-        let value = json::decode::<serde_json::Value>(self.backend, &mut self.scratch).ok();
+        let value = self
+            .decoder
+            .decode::<serde_json::Value>(frame.as_bytes(), &mut self.scratch)
+            .ok();
         parse::diagnose(peek, value.as_ref(), parser)
     }
 
     /// Whether the frame is JSON at all (for kinds this adapter ignores).
     fn well_formed(&mut self, frame: &str) -> Result<(), FrameError> {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(frame.as_bytes());
-        json::decode::<IgnoredAny>(self.backend, &mut self.scratch).map(|_| ())
+        self.decoder
+            .decode::<IgnoredAny>(frame.as_bytes(), &mut self.scratch)
+            .map(|_| ())
     }
 
     /// The kind of a frame the peek could not place, by parsing it.
     fn probe(&mut self, frame: &str) -> Result<Peek, FrameError> {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(frame.as_bytes());
-        match json::decode::<BinanceProbe<'_>>(self.backend, &mut self.scratch) {
+        match self
+            .decoder
+            .decode::<BinanceProbe<'_>>(frame.as_bytes(), &mut self.scratch)
+        {
             Ok(p) => Ok(parse::probe_kind(&p)),
             // JSON, but not an object of the shapes above (`!ticker@arr`
             // arrays, a `data` that is not an object): not ours.
@@ -216,8 +219,8 @@ impl BinanceAdapter {
         out: &mut Output,
     ) -> Result<(), FrameError> {
         let parsed = match Self::decode::<BinanceDepthUpdate<'_>>(
+            &mut self.decoder,
             &mut self.scratch,
-            self.backend,
             frame,
             peek,
         ) {
@@ -238,6 +241,9 @@ impl BinanceAdapter {
                 let inst = self.instrument(position).clone();
                 self.books.invalidate(&inst, "bad_update", out);
                 self.fetch(position, out);
+                // A shell that drops `out` with the error loses this
+                // request; the next diff then asks again.
+                self.syncs[position].fetching = false;
                 return Err(e);
             }
         };
@@ -303,16 +309,17 @@ impl BinanceAdapter {
         out: &mut Output,
     ) -> Result<(), FrameError> {
         self.syncs[position].fetching = false;
-        self.scratch.clear();
-        self.scratch.extend_from_slice(body.as_bytes());
-        let parsed = match json::decode::<BinanceDepthSnapshot<'_>>(self.backend, &mut self.scratch)
-        {
+        let decoded = self
+            .decoder
+            .decode::<BinanceDepthSnapshot<'_>>(body.as_bytes(), &mut self.scratch);
+        let parsed = match decoded {
             Ok(s) => parse::snapshot(&s),
             Err(e) => {
                 let parser = e.to_string();
-                self.scratch.clear();
-                self.scratch.extend_from_slice(body.as_bytes());
-                let value = json::decode::<serde_json::Value>(self.backend, &mut self.scratch).ok();
+                let value = self
+                    .decoder
+                    .decode::<serde_json::Value>(body.as_bytes(), &mut self.scratch)
+                    .ok();
                 Err(parse::diagnose_snapshot(value.as_ref(), parser))
             }
         };
@@ -464,10 +471,9 @@ impl Adapter for BinanceAdapter {
             Some(p) => p,
             None => self.probe(frame)?,
         };
-        let backend = self.backend;
         macro_rules! decode {
             ($t:ty) => {
-                match Self::decode::<$t>(&mut self.scratch, backend, frame, peek) {
+                match Self::decode::<$t>(&mut self.decoder, &mut self.scratch, frame, peek) {
                     Ok(v) => v,
                     Err(m) => return Err(self.diagnose(frame, peek, m)),
                 }

@@ -617,6 +617,12 @@ fn a_bad_book_update_breaks_the_book_and_resyncs() {
     assert!(out.events.is_empty() && out.notes.is_empty());
     assert_eq!(out.books, vec![(btc.clone(), Some("bad_update"))]);
     assert_eq!(out.actions, vec![fetch("BTCUSDT", "binance:BTC-USDT")]);
+    // Even if the shell dropped that request with the error, the next
+    // diff asks again.
+    out.clear();
+    a.on_text(&depth(13, 13, "", ""), RX, &mut out)
+        .expect("diff");
+    assert_eq!(out.actions, vec![fetch("BTCUSDT", "binance:BTC-USDT")]);
     // A bad snapshot body: an error, and asked again.
     out.clear();
     let got = a.on_rest(

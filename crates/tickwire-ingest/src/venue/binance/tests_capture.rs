@@ -178,7 +178,7 @@ fn play<'a>(
                         let mut more = Output::default();
                         a.on_rest(&instrument, &body, f.rx, &mut more)
                             .expect("snapshot");
-                        queue.extend(more.actions.drain(..));
+                        queue.append(&mut more.actions);
                         tally(&mut s, &more);
                     } else {
                         pending.insert(path, instrument);
