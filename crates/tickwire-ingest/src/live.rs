@@ -163,6 +163,9 @@ pub(crate) struct Lane {
     reconnect_at: Option<Instant>,
     rotate_at: Option<Instant>,
     ended: bool,
+    /// Whether a source has ever come up (a later outage is a
+    /// disconnection, not a first connect).
+    connected_once: bool,
     logged_rejections: HashSet<Instrument>,
 }
 
@@ -216,6 +219,7 @@ impl Lane {
             reconnect_at: None,
             rotate_at: None,
             ended: false,
+            connected_once: false,
             logged_rejections: HashSet::new(),
         };
         lane.refresh_all();
@@ -290,6 +294,7 @@ impl Lane {
                 if fresh {
                     self.recent.clear();
                 }
+                self.connected_once = true;
                 let conn = self.conn_mut(is_primary);
                 conn.up = true;
                 conn.started = Instant::now();
@@ -453,7 +458,7 @@ impl Lane {
         let Some(p) = self.primary.as_ref().filter(|p| p.up) else {
             return if self.ended {
                 (FeedState::Stale, reason::STOPPED)
-            } else if self.next_id <= 1 {
+            } else if !self.connected_once {
                 (FeedState::Stale, reason::CONNECTING)
             } else {
                 (FeedState::Stale, reason::DISCONNECTED)
@@ -476,6 +481,7 @@ impl Lane {
     fn refresh(&mut self, instrument: &Instrument) {
         let wanted = self.wanted(instrument);
         if self.statuses.get(instrument) != Some(&wanted) {
+            tracing::debug!(%instrument, state = ?wanted.0, reason = wanted.1, "status");
             self.statuses.insert(instrument.clone(), wanted);
             self.publisher
                 .publish_status(instrument, wanted.0, wanted.1);
@@ -727,6 +733,7 @@ async fn session(
                     metrics.parse_error(e.kind());
                     tracing::warn!(error = %e, %instrument, "REST snapshot unusable");
                 }
+                tracing::debug!(%instrument, books = ?out.books, actions = out.actions.len(), "REST snapshot applied");
                 take_actions(&mut out, feed, &mut outgoing, &mut fetches, &mut fetching);
                 if !forward(&mut out, metrics, report).await {
                     return SourceEvent::Ended;
@@ -756,6 +763,7 @@ fn take_actions(
                 return false;
             };
             if fetching.insert(instrument.clone()) {
+                tracing::debug!(%instrument, %path, "fetching a REST snapshot");
                 let (instrument, path) = (instrument.clone(), path.clone());
                 fetches.spawn(async move {
                     let body = fetch_until_ok(&base, &path).await;

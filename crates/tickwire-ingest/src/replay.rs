@@ -218,14 +218,7 @@ fn answer_fetches(
                 .enumerate()
                 .skip(pos)
                 .find(|x| is_it(x))
-                .or_else(|| {
-                    frames
-                        .iter()
-                        .enumerate()
-                        .take(pos)
-                        .filter(|x| is_it(x))
-                        .last()
-                });
+                .or_else(|| frames[..pos].iter().enumerate().rev().find(|x| is_it(x)));
             let Some((i, body)) = found else {
                 tracing::debug!(%instrument, %path, "the capture holds no REST snapshot for this request");
                 continue;

@@ -63,6 +63,9 @@ pub struct FakeOptions {
     pub notice_before: Option<Duration>,
     /// Send WebSocket pings this often (Binance: 20 s).
     pub ping_every: Option<Duration>,
+    /// Answer REST requests after this long (a real venue's latency; a
+    /// resync is then visible to clients as stale, then live).
+    pub rest_delay: Option<Duration>,
 }
 
 impl Default for FakeOptions {
@@ -76,6 +79,7 @@ impl Default for FakeOptions {
             max_lifetime: None,
             notice_before: None,
             ping_every: None,
+            rest_delay: None,
         }
     }
 }
@@ -140,23 +144,43 @@ pub fn serve(
         connections: connections.clone(),
         shutdown,
     });
-    tokio::spawn(play_tape(shared.clone(), capture));
+    let frames: Vec<String> = capture
+        .frames
+        .iter()
+        .filter(|f| f.source == Source::Ws)
+        .map(|f| f.text.clone())
+        .collect();
+    // The tape's preamble (acks, snapshots) is taken in before anyone can
+    // connect, so the first client's snapshot is the market's, not empty.
+    let mut preamble = 0;
+    {
+        let mut fake = shared.fake();
+        while preamble < frames.len() && !fake.observe(&frames[preamble]) {
+            preamble += 1;
+        }
+    }
+    tokio::spawn(play_tape(shared.clone(), capture, preamble));
     tokio::spawn(accept(listener, shared));
     Ok(FakeServer { addr, connections })
 }
 
 /// Plays the tape: every frame is observed by the fake (keeping its books)
-/// and broadcast to subscribed clients when the fake says so.
-async fn play_tape(shared: Arc<Shared>, capture: Capture) {
+/// and broadcast to subscribed clients when the fake says so. The first
+/// pass starts at `preamble`, whose frame the fake has already observed.
+async fn play_tape(shared: Arc<Shared>, capture: Capture, preamble: usize) {
     let frames: Vec<_> = capture
         .frames
         .into_iter()
         .filter(|f| f.source == Source::Ws)
         .collect();
     let first_rx = frames.first().map_or(0, |f| f.rx);
+    let mut skip = preamble;
     loop {
         let start = Instant::now();
-        for frame in &frames {
+        for (i, frame) in frames.iter().enumerate() {
+            if i < skip {
+                continue;
+            }
             let due = start
                 + shared
                     .options
@@ -167,7 +191,12 @@ async fn play_tape(shared: Arc<Shared>, capture: Capture) {
                 () = shared.shutdown.cancelled() => return,
                 () = tokio::time::sleep_until(due) => {}
             }
-            let send = shared.fake().observe(&frame.text);
+            let send = if i == skip && skip > 0 {
+                // Observed with the preamble; broadcast it now.
+                true
+            } else {
+                shared.fake().observe(&frame.text)
+            };
             if send {
                 // No receivers is fine: nobody is subscribed yet.
                 let _ = shared.tape.send(Arc::from(frame.text.as_str()));
@@ -176,6 +205,7 @@ async fn play_tape(shared: Arc<Shared>, capture: Capture) {
         if !shared.options.looped {
             return;
         }
+        skip = 0;
         tokio::select! {
             () = shared.shutdown.cancelled() => return,
             () = tokio::time::sleep(LOOP_PAUSE) => {}
@@ -200,7 +230,13 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(req, shared)) }
+                async move {
+                    let is_rest = req.headers().get(header::UPGRADE).is_none();
+                    if let (true, Some(delay)) = (is_rest, shared.options.rest_delay) {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Ok::<_, Infallible>(route(req, shared))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

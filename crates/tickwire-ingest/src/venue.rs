@@ -131,6 +131,58 @@ pub fn default_feed(venue: VenueKind) -> VenueFeed {
     }
 }
 
+/// Each venue's synthetic capture, embedded (`feeds/<venue>/capture.jsonl`):
+/// what `tickwire run` replays with no configuration.
+const CAPTURE_FILES: [(VenueKind, &str); 5] = [
+    (
+        VenueKind::Coinbase,
+        include_str!("../../../feeds/coinbase/capture.jsonl"),
+    ),
+    (
+        VenueKind::Binance,
+        include_str!("../../../feeds/binance/capture.jsonl"),
+    ),
+    (
+        VenueKind::Kraken,
+        include_str!("../../../feeds/kraken/capture.jsonl"),
+    ),
+    (
+        VenueKind::Okx,
+        include_str!("../../../feeds/okx/capture.jsonl"),
+    ),
+    (
+        VenueKind::Bybit,
+        include_str!("../../../feeds/bybit/capture.jsonl"),
+    ),
+];
+
+/// The demo: every venue's embedded capture, replayed through its real
+/// adapter in a loop at the recorded pace. Named `feeds/<venue>/capture.jsonl`.
+pub fn demo_replays() -> Vec<(String, crate::ReplayConfig)> {
+    CAPTURE_FILES
+        .iter()
+        .filter_map(|(venue, text)| {
+            let name = format!("feeds/{venue}/capture.jsonl");
+            match crate::capture::Capture::parse(text) {
+                Ok(capture) => Some((
+                    name.clone(),
+                    crate::ReplayConfig {
+                        name,
+                        capture: std::sync::Arc::new(capture),
+                        speed: crate::Speed::REAL_TIME,
+                        looped: true,
+                    },
+                )),
+                // The embedded captures are checked by this crate's tests.
+                Err(e) => {
+                    tracing::error!(error = %e, %name, "the embedded capture is invalid; skipping it");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +202,28 @@ mod tests {
             default_feed(VenueKind::Binance).rest_url.as_deref(),
             Some("https://api.binance.com")
         );
+    }
+
+    #[test]
+    fn embedded_captures_are_what_the_generators_write() {
+        for (venue, text) in CAPTURE_FILES {
+            assert!(
+                *text == generate_capture(venue),
+                "feeds/{venue}/capture.jsonl differs from venue::generate_capture({venue}); regenerate it"
+            );
+            let capture = crate::capture::Capture::parse(text).expect("the capture parses");
+            assert_eq!(capture.header.venue, venue);
+            assert!(
+                capture.header.synthetic,
+                "{venue}: the header says synthetic"
+            );
+            assert!(text.lines().next().is_some_and(|l| l.contains("synthetic")));
+            assert_eq!(
+                capture.header.instruments,
+                default_feed(venue).instruments,
+                "{venue}: the capture carries the feed file's instruments"
+            );
+        }
+        assert_eq!(demo_replays().len(), 5);
     }
 }

@@ -102,6 +102,11 @@ impl Books {
         if recovered {
             out.books.push((instrument.clone(), None));
         }
+        // An empty book says nothing a client can use (a venue's snapshot
+        // of a market not yet trading); the first levels will.
+        if t.book.is_empty() {
+            return;
+        }
         let top = t.book.top(self.depth);
         if t.last_top.as_ref() == Some(&top) {
             return;

@@ -84,7 +84,7 @@ pub(crate) fn describe_file(args: &ConfigArgs) -> String {
 
 /// One feeds file to play, named for logs and errors.
 pub(crate) struct Feeds {
-    /// The file, or `(embedded demo)`.
+    /// The file, or the embedded capture's name.
     pub(crate) name: String,
     /// What it defines.
     pub(crate) config: FeedsConfig,
@@ -100,11 +100,14 @@ pub(crate) fn load_feeds(flags: &[PathBuf], config: &Config) -> anyhow::Result<V
     } else {
         flags.to_vec()
     };
-    let feeds = if files.is_empty() {
-        vec![Feeds {
-            name: "(embedded demo)".into(),
-            config: FeedsConfig::demo(),
-        }]
+    let feeds: Vec<Feeds> = if files.is_empty() {
+        tickwire_ingest::venue::demo_replays()
+            .into_iter()
+            .map(|(name, replay)| Feeds {
+                name: format!("{name} (embedded demo, looping)"),
+                config: FeedsConfig::Replay(replay),
+            })
+            .collect()
     } else {
         files
             .iter()
@@ -282,10 +285,20 @@ mod tests {
     }
 
     #[test]
-    fn default_feeds_are_the_demo() {
+    fn default_feeds_replay_every_venue_capture() {
         let loaded = load_feeds(&[], &Config::default()).expect("demo");
-        assert_eq!(loaded.len(), 1);
-        assert_eq!(loaded[0].name, "(embedded demo)");
-        assert_eq!(loaded[0].config, FeedsConfig::demo());
+        let venues: Vec<&str> = loaded
+            .iter()
+            .filter_map(|f| match &f.config {
+                FeedsConfig::Replay(r) if r.looped => Some(r.capture.header.venue.name()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(venues, ["coinbase", "binance", "kraken", "okx", "bybit"]);
+        assert!(
+            loaded[0].name.contains("feeds/coinbase/capture.jsonl"),
+            "{}",
+            loaded[0].name
+        );
     }
 }

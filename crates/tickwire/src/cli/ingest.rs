@@ -32,8 +32,8 @@ const PROBES_DRAIN: Duration = Duration::from_secs(1);
 /// Play feeds onto a Redis bus, for `tickwire gateway` processes to serve.
 ///
 /// Runs the feeds of every --feeds file side by side (without any: the
-/// configured `feeds.file`, else the same embedded demo market as `tickwire
-/// run`) and publishes each update onto Redis or Redis Cluster: last value,
+/// configured `feeds.file`, else the same embedded venue captures as
+/// `tickwire run`, replayed in a loop) and publishes each update onto Redis or Redis Cluster: last value,
 /// trade history and pub/sub. Sequence numbers continue from what the bus
 /// holds, so a restarted ingest goes on where the last one stopped.
 ///

@@ -18,8 +18,10 @@ use crate::bus;
 /// Run the whole service in one process: demo or configured feeds, the
 /// bus, and the gateway (WebSocket, HTTP, metrics).
 ///
-/// With no configuration at all it plays the embedded demo market over the
-/// in-memory bus on 127.0.0.1:8080: open http://127.0.0.1:8080 in a
+/// With no configuration at all it replays the embedded sessions of five
+/// venues (feeds/<venue>/capture.jsonl: Coinbase, Binance, Kraken, OKX,
+/// Bybit) through their real adapters, in a loop at the recorded pace, over
+/// the in-memory bus on 127.0.0.1:8080: open http://127.0.0.1:8080 in a
 /// browser, or run `tickwire sub coinbase:BTC-USD`. With --bus
 /// redis://HOST:PORT (or redis-cluster://...) the same process publishes
 /// onto Redis and serves from it, like one `tickwire ingest` plus one
@@ -41,8 +43,9 @@ pub(crate) struct RunArgs {
     listen: Option<SocketAddr>,
     #[command(flatten)]
     common: ConfigArgs,
-    /// Feeds files to play side by side (overrides `feeds.file`); without
-    /// any, the embedded demo market.
+    /// Feeds files to play side by side (overrides `feeds.file`): a live
+    /// venue (feeds/<venue>/feed.toml) or a synthetic market
+    /// (feeds/demo.toml); without any, the embedded venue captures.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     feeds: Vec<PathBuf>,
 }

@@ -160,6 +160,12 @@ impl FakeVenue for BinanceFake {
         true
     }
 
+    fn shutdown_notice(&mut self, now_ms: u64) -> Option<String> {
+        // The stream endpoint's form was not shown in the docs; the adapter
+        // accepts any object with `e == "serverShutdown"`.
+        Some(format!(r#"{{"e":"serverShutdown","E":{now_ms}}}"#))
+    }
+
     fn rest(&mut self, path_and_query: &str) -> Option<String> {
         let query = path_and_query.strip_prefix("/api/v3/depth?")?;
         let mut symbol = None;
