@@ -14,9 +14,17 @@ use tickwire_ingest::adapter::{Adapter, Output};
 use tickwire_ingest::feed::VenueFeed;
 use tickwire_ingest::json::Backend;
 use tickwire_ingest::venue::binance::BinanceAdapter;
+use tickwire_ingest::venue::bybit::BybitAdapter;
+use tickwire_ingest::venue::coinbase::CoinbaseAdapter;
+use tickwire_ingest::venue::kraken::KrakenAdapter;
+use tickwire_ingest::venue::okx::OkxAdapter;
 use tickwire_model::Instrument;
 
 const BINANCE_FEED: &str = include_str!("../../feeds/binance/feed.toml");
+const COINBASE_FEED: &str = include_str!("../../feeds/coinbase/feed.toml");
+const KRAKEN_FEED: &str = include_str!("../../feeds/kraken/feed.toml");
+const OKX_FEED: &str = include_str!("../../feeds/okx/feed.toml");
+const BYBIT_FEED: &str = include_str!("../../feeds/bybit/feed.toml");
 
 /// The frames one row feeds.
 enum Frames {
@@ -64,6 +72,15 @@ fn rows() -> Vec<Row> {
         row("binance", "book_ticker", binance, Fixed(include_str!("../../feeds/binance/fixtures/book_ticker.json"))),
         row("binance", "ticker", binance, Fixed(include_str!("../../feeds/binance/fixtures/ticker.json"))),
         row("binance", "depth_update", binance_synced, Sequence(binance_diff)),
+        row("coinbase", "match", |b| Box::new(CoinbaseAdapter::with_backend(&feed(COINBASE_FEED), b)), Fixed(include_str!("../../feeds/coinbase/fixtures/match.json"))),
+        row("coinbase", "ticker", |b| Box::new(CoinbaseAdapter::with_backend(&feed(COINBASE_FEED), b)), Fixed(include_str!("../../feeds/coinbase/fixtures/ticker.json"))),
+        row("coinbase", "heartbeat", |b| Box::new(CoinbaseAdapter::with_backend(&feed(COINBASE_FEED), b)), Fixed(include_str!("../../feeds/coinbase/fixtures/heartbeat.json"))),
+        row("kraken", "trade", |b| Box::new(KrakenAdapter::with_backend(&feed(KRAKEN_FEED), b)), Fixed(include_str!("../../feeds/kraken/fixtures/trade.json"))),
+        row("kraken", "ticker", |b| Box::new(KrakenAdapter::with_backend(&feed(KRAKEN_FEED), b)), Fixed(include_str!("../../feeds/kraken/fixtures/ticker.json"))),
+        row("okx", "trade", |b| Box::new(OkxAdapter::with_backend(&feed(OKX_FEED), b)), Fixed(include_str!("../../feeds/okx/fixtures/trade.json"))),
+        row("okx", "ticker", |b| Box::new(OkxAdapter::with_backend(&feed(OKX_FEED), b)), Fixed(include_str!("../../feeds/okx/fixtures/ticker.json"))),
+        row("bybit", "trade", |b| Box::new(BybitAdapter::with_backend(&feed(BYBIT_FEED), b)), Fixed(include_str!("../../feeds/bybit/fixtures/trade.json"))),
+        row("bybit", "tickers", |b| Box::new(BybitAdapter::with_backend(&feed(BYBIT_FEED), b)), Fixed(include_str!("../../feeds/bybit/fixtures/tickers.json"))),
     ]
 }
 
