@@ -285,6 +285,15 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
     (era * 146_097 + doe).checked_sub(719_468)
 }
 
+/// An exact decimal from a venue's text (scale kept), or the
+/// [`FrameError::Decimal`] naming the field.
+pub fn decimal(field: &'static str, text: &str) -> Result<rust_decimal::Decimal, FrameError> {
+    tickwire_model::parse_decimal(text).map_err(|_| FrameError::Decimal {
+        field,
+        text: text.to_owned(),
+    })
+}
+
 /// Microseconds from integer milliseconds (Binance `E`, Bybit `ts`).
 pub fn ms_to_us(ms: u64) -> u64 {
     ms.saturating_mul(1_000)

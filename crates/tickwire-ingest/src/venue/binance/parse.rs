@@ -2,9 +2,8 @@
 //! turning wire types into canonical values, and naming the field at fault
 //! when a frame of a known kind does not decode.
 
-use rust_decimal::Decimal;
 use serde_json::Value;
-use tickwire_model::{Level, Quote, Side, Ticker, Trade, parse_decimal};
+use tickwire_model::{Level, Quote, Side, Ticker, Trade};
 
 use super::messages::{
     BinanceAggTrade, BinanceBookTicker, BinanceDepthSnapshot, BinanceDepthUpdate, BinanceLevel,
@@ -172,12 +171,7 @@ fn first_key(b: &[u8]) -> Option<(&[u8], usize)> {
 }
 
 /// A price or quantity from its wire text, scale kept.
-pub(crate) fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
-    parse_decimal(text).map_err(|_| FrameError::Decimal {
-        field,
-        text: text.to_owned(),
-    })
-}
+pub(crate) use crate::adapter::decimal;
 
 /// The aggressor: Binance says whether the buyer was the maker, so a
 /// maker buyer means the taker sold.

@@ -1,7 +1,7 @@
 //! Bybit wire → canonical: pure functions over decoded messages.
 
 use rust_decimal::Decimal;
-use tickwire_model::{Level, Side, Ticker, Trade, parse_decimal};
+use tickwire_model::{Level, Side, Ticker, Trade};
 
 use super::messages::{BybitObject, BybitTrade};
 use crate::adapter::{FrameError, ms_to_us};
@@ -12,12 +12,7 @@ pub(crate) fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Fr
 }
 
 /// An exact decimal from the wire text, keeping its scale.
-pub(crate) fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
-    parse_decimal(text).map_err(|_| FrameError::Decimal {
-        field,
-        text: text.to_owned(),
-    })
-}
+pub(crate) use crate::adapter::decimal;
 
 /// The venue channel of a topic and its symbol: `orderbook.50.BTCUSDT` is
 /// (`orderbook.50`, `BTCUSDT`).

@@ -1,7 +1,6 @@
 //! Coinbase wire → canonical: pure functions over decoded messages.
 
-use rust_decimal::Decimal;
-use tickwire_model::{Level, Side, Ticker, Trade, parse_decimal};
+use tickwire_model::{Level, Side, Ticker, Trade};
 
 use super::messages::CoinbaseMessage;
 use crate::adapter::{FrameError, parse_rfc3339_us};
@@ -12,12 +11,7 @@ pub(crate) fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Fr
 }
 
 /// An exact decimal from the wire text, keeping its scale.
-pub(crate) fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
-    parse_decimal(text).map_err(|_| FrameError::Decimal {
-        field,
-        text: text.to_owned(),
-    })
-}
+pub(crate) use crate::adapter::decimal;
 
 /// µs since the epoch of a `time` field.
 pub(crate) fn time_us(field: &'static str, text: &str) -> Result<u64, FrameError> {

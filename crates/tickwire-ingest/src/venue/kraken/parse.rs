@@ -4,7 +4,7 @@
 //! [`parse_decimal`], keeping the scale.
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use tickwire_model::{Level, Quote, Side, Ticker, Trade, parse_decimal};
+use tickwire_model::{Level, Quote, Side, Ticker, Trade};
 
 use super::messages::{KrakenData, KrakenLevel};
 use crate::adapter::{FrameError, parse_rfc3339_us};
@@ -16,11 +16,7 @@ pub(crate) fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'
 
 /// A required decimal field, exactly as written.
 pub(crate) fn decimal(value: Option<&str>, name: &'static str) -> Result<Decimal, FrameError> {
-    let text = field(value, name)?;
-    parse_decimal(text).map_err(|_| FrameError::Decimal {
-        field: name,
-        text: text.to_owned(),
-    })
+    crate::adapter::decimal(name, field(value, name)?)
 }
 
 /// The venue time of an item: its `timestamp` when present, else the
@@ -114,7 +110,7 @@ mod tests {
     use super::*;
 
     fn d(s: &str) -> Decimal {
-        parse_decimal(s).expect("decimal")
+        tickwire_model::parse_decimal(s).expect("decimal")
     }
 
     #[test]

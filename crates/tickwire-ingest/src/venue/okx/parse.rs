@@ -2,7 +2,7 @@
 //! canonical values, decimals parsed from the wire text with their scale.
 
 use rust_decimal::Decimal;
-use tickwire_model::{Level, Quote, Side, Ticker, Trade, parse_decimal};
+use tickwire_model::{Level, Quote, Side, Ticker, Trade};
 
 use super::messages::{OkxData, OkxLevel};
 use crate::adapter::{FrameError, ms_to_us};
@@ -14,11 +14,7 @@ pub(crate) fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'
 
 /// A required decimal field, exactly as written.
 pub(crate) fn decimal(value: Option<&str>, name: &'static str) -> Result<Decimal, FrameError> {
-    let text = field(value, name)?;
-    parse_decimal(text).map_err(|_| FrameError::Decimal {
-        field: name,
-        text: text.to_owned(),
-    })
+    crate::adapter::decimal(name, field(value, name)?)
 }
 
 /// `ts`: a string of epoch milliseconds, to µs.
