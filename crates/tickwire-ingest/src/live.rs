@@ -38,6 +38,10 @@ const DEDUP_IDS: usize = 4096;
 /// How long a trade id is remembered: long enough for any overlap or
 /// reconnect replay, short enough that a looping capture's ids pass again.
 const DEDUP_WINDOW: Duration = Duration::from_secs(60);
+/// How long a starting feed keeps quiet about instruments that are not live
+/// yet: a feed that syncs within it shows clients only `live`, not a burst
+/// of stale statuses first.
+const START_GRACE: Duration = Duration::from_secs(2);
 /// Frames queued from sources to their lane before sources wait.
 const LANE_QUEUE: usize = 1024;
 
@@ -166,6 +170,8 @@ pub(crate) struct Lane {
     /// Whether a source has ever come up (a later outage is a
     /// disconnection, not a first connect).
     connected_once: bool,
+    /// Until when not-yet-live instruments publish no stale status.
+    quiet_until: Option<Instant>,
     logged_rejections: HashSet<Instrument>,
 }
 
@@ -220,6 +226,7 @@ impl Lane {
             rotate_at: None,
             ended: false,
             connected_once: false,
+            quiet_until: Some(Instant::now() + START_GRACE),
             logged_rejections: HashSet::new(),
         };
         lane.refresh_all();
@@ -246,6 +253,10 @@ impl Lane {
                 () = tokio::time::sleep_until(lane.rotate_at.unwrap_or(far)), if lane.rotate_at.is_some() => {
                     lane.rotate_at = None;
                     lane.begin_rotation();
+                }
+                () = tokio::time::sleep_until(lane.quiet_until.unwrap_or(far)), if lane.quiet_until.is_some() => {
+                    lane.quiet_until = None;
+                    lane.refresh_all();
                 }
                 () = tokio::time::sleep_until(switch_at.unwrap_or(far)), if switch_at.is_some() => {
                     tracing::warn!("replacement connection's books not ready in time; switching anyway");
@@ -480,6 +491,12 @@ impl Lane {
 
     fn refresh(&mut self, instrument: &Instrument) {
         let wanted = self.wanted(instrument);
+        if self.quiet_until.is_some()
+            && wanted.0 == FeedState::Stale
+            && !self.statuses.contains_key(instrument)
+        {
+            return;
+        }
         if self.statuses.get(instrument) != Some(&wanted) {
             tracing::debug!(%instrument, state = ?wanted.0, reason = wanted.1, "status");
             self.statuses.insert(instrument.clone(), wanted);
