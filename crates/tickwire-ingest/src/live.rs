@@ -126,8 +126,8 @@ impl Conn {
 /// Trade ids seen recently, per instrument.
 #[derive(Default)]
 struct Recent {
-    ids: HashSet<String>,
-    order: VecDeque<(Instant, String)>,
+    ids: HashSet<Arc<str>>,
+    order: VecDeque<(Instant, Arc<str>)>,
 }
 
 impl Recent {
@@ -143,8 +143,9 @@ impl Recent {
         if self.ids.contains(id) {
             return false;
         }
-        self.ids.insert(id.to_owned());
-        self.order.push_back((now, id.to_owned()));
+        let id: Arc<str> = Arc::from(id);
+        self.ids.insert(id.clone());
+        self.order.push_back((now, id));
         true
     }
 }

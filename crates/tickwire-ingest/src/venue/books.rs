@@ -9,8 +9,22 @@ use tickwire_model::{BookTop, Event, Instrument, Payload, Quote};
 use crate::adapter::Output;
 use crate::book::Book;
 
-/// Reason given when an update would have crossed the book.
+// Why a book broke: the reason clients see in `status` and the label of
+// the resync metric. One list, so every venue names a cause the same way.
+
+/// An update would have crossed the book.
 pub(crate) const CROSSED: &str = "crossed_book";
+/// The venue's update ids or sequence numbers skipped.
+pub(crate) const SEQUENCE_GAP: &str = "sequence_gap";
+/// The book no longer matches the venue's checksum.
+pub(crate) const CHECKSUM_MISMATCH: &str = "checksum_mismatch";
+/// The venue restarted its book service (Bybit `u == 1`).
+pub(crate) const VENUE_RESET: &str = "venue_reset";
+/// A book update could not be parsed (Binance, Coinbase, Bybit).
+pub(crate) const BAD_UPDATE: &str = "bad_update";
+/// A book message could not be parsed (Kraken, OKX; the same cause as
+/// [`BAD_UPDATE`] under its first name there).
+pub(crate) const BAD_MESSAGE: &str = "bad_message";
 
 /// One instrument's book and whether it can be trusted.
 #[derive(Debug, Default)]

@@ -33,7 +33,7 @@ use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output};
 use crate::book::{BinanceDiff, BinanceResync, BinanceSync, BinanceVerdict};
 use crate::feed::VenueFeed;
 use crate::json::{Backend, Decoder};
-use crate::venue::books::Books;
+use crate::venue::books::{BAD_UPDATE, Books, SEQUENCE_GAP};
 
 /// What Binance allows and expects of a connection (reference §1.1–1.2):
 /// 5 incoming messages per second (pings and control frames count), 1024
@@ -239,7 +239,7 @@ impl BinanceAdapter {
                 // start over from a fresh snapshot.
                 self.syncs[position].sync.reset();
                 let inst = self.instrument(position).clone();
-                self.books.invalidate(&inst, "bad_update", out);
+                self.books.invalidate(&inst, BAD_UPDATE, out);
                 self.fetch(position, out);
                 // A shell that drops `out` with the error loses this
                 // request; the next diff then asks again.
@@ -294,7 +294,7 @@ impl BinanceAdapter {
                     why,
                     BinanceResync::Gap { .. } | BinanceResync::SnapshotTooOld { .. }
                 ) {
-                    self.books.invalidate(&inst, "sequence_gap", out);
+                    self.books.invalidate(&inst, SEQUENCE_GAP, out);
                 }
                 self.fetch(position, out);
             }
@@ -353,7 +353,7 @@ impl BinanceAdapter {
             BinanceVerdict::Resync(_) => {
                 // Older than the stream (or the buffered stream skips):
                 // the recipe says fetch again.
-                self.books.invalidate(&inst, "sequence_gap", out);
+                self.books.invalidate(&inst, SEQUENCE_GAP, out);
                 self.fetch(position, out);
             }
         }

@@ -26,7 +26,7 @@ use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output, ms_to_us
 use crate::book::{BybitSeq, SeqVerdict};
 use crate::feed::VenueFeed;
 use crate::json::{self, Backend};
-use crate::venue::books::{Books, CROSSED};
+use crate::venue::books::{BAD_UPDATE, Books, CROSSED, SEQUENCE_GAP, VENUE_RESET};
 
 /// What Bybit allows and expects of a connection.
 pub const LIMITS: Limits = Limits {
@@ -46,13 +46,6 @@ pub const LIMITS: Limits = Limits {
 
 /// Topics one subscribe request may carry on spot (from memory: 10).
 const MAX_ARGS: usize = 10;
-
-/// Reason given when a book message could not be parsed.
-const BAD_UPDATE: &str = "bad_update";
-/// Reason given when `u` skipped.
-const GAP: &str = "sequence_gap";
-/// Reason given when the venue restarted its book service (`u == 1`).
-const RESET: &str = "venue_reset";
 
 /// The venue channels of a canonical one.
 const TRADE_TOPIC: &str = "publicTrade";
@@ -266,7 +259,7 @@ impl BybitAdapter {
             SeqVerdict::Reset => {
                 if u == 1 && was_synced {
                     // The venue restarted: what was published is gone.
-                    books.invalidate(&instrument, RESET, out);
+                    books.invalidate(&instrument, VENUE_RESET, out);
                 }
                 Some(books.begin_snapshot(&instrument))
             }
@@ -276,7 +269,7 @@ impl BybitAdapter {
                 return Ok(());
             }
             SeqVerdict::Gap(_) => {
-                self.break_book(quote, &instrument, GAP, out);
+                self.break_book(quote, &instrument, SEQUENCE_GAP, out);
                 return Ok(());
             }
         };

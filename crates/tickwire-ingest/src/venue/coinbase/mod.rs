@@ -31,7 +31,7 @@ use self::parse::BookSide;
 use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output};
 use crate::feed::VenueFeed;
 use crate::json::{self, Backend};
-use crate::venue::books::{Books, CROSSED};
+use crate::venue::books::{BAD_UPDATE, Books, CROSSED};
 
 /// What Coinbase allows and expects of a connection.
 pub const LIMITS: Limits = Limits {
@@ -56,10 +56,6 @@ const MATCHES: &str = "matches";
 const TICKER: &str = "ticker";
 const LEVEL2: &str = "level2_batch";
 const HEARTBEAT: &str = "heartbeat";
-
-/// Reason given when a book message could not be parsed: the book may
-/// have missed a change, so it is rebuilt from a snapshot.
-const BAD_UPDATE: &str = "bad_update";
 
 /// One Coinbase connection's protocol state.
 pub struct CoinbaseAdapter {

@@ -31,7 +31,7 @@ use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output};
 use crate::book::kraken_checksum;
 use crate::feed::VenueFeed;
 use crate::json;
-use crate::venue::books::Books;
+use crate::venue::books::{BAD_MESSAGE, Books, CHECKSUM_MISMATCH};
 
 /// What Kraken allows and expects of a connection.
 ///
@@ -71,11 +71,6 @@ pub fn subscription_depth(depth: usize) -> usize {
         .find(|&d| d >= depth)
         .unwrap_or(BOOK_DEPTHS[BOOK_DEPTHS.len() - 1])
 }
-
-/// Why a book message could not be used, for [`Books::invalidate`].
-const CHECKSUM_MISMATCH: &str = "checksum_mismatch";
-/// A book message that did not parse: the book may have missed it.
-const BAD_MESSAGE: &str = "bad_message";
 
 /// One Kraken connection's protocol state.
 pub struct KrakenAdapter {

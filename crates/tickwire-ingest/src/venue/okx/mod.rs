@@ -28,7 +28,7 @@ use crate::adapter::{Action, Adapter, FrameError, Limits, Note, Output};
 use crate::book::{OKX_SNAPSHOT_PREV_SEQ_ID, OkxSeq, SeqVerdict};
 use crate::feed::VenueFeed;
 use crate::json;
-use crate::venue::books::Books;
+use crate::venue::books::{BAD_MESSAGE, Books, SEQUENCE_GAP};
 
 /// What OKX allows and expects of a connection.
 ///
@@ -59,11 +59,6 @@ const ARGS_PER_REQUEST: usize = 30;
 /// The notice code OKX sends before closing connections for a service
 /// upgrade [memory].
 const NOTICE_SERVICE_UPGRADE: &str = "64008";
-
-/// A break in the `seqId` chain.
-const SEQUENCE_GAP: &str = "sequence_gap";
-/// A book message that did not parse: the book may have missed it.
-const BAD_MESSAGE: &str = "bad_message";
 
 /// One OKX connection's protocol state.
 pub struct OkxAdapter {
