@@ -511,10 +511,6 @@ impl Lane {
         for i in &all {
             self.refresh(i);
         }
-        let live = all
-            .iter()
-            .any(|i| self.statuses.get(i).is_some_and(|s| s.0 == FeedState::Live));
-        self.publisher.metrics.set_live(live);
     }
 
     fn set_all(&mut self, state: FeedState, why: &'static str) {
@@ -525,7 +521,6 @@ impl Lane {
                 self.publisher.publish_status(i, state, why);
             }
         }
-        self.publisher.metrics.set_live(state == FeedState::Live);
     }
 }
 

@@ -2,8 +2,10 @@
 //! hot path increments without any label lookup.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, Histogram};
+use tickwire_model::protocol::FeedState;
 use tickwire_model::{Channel, Instrument};
 
 /// Events produced by a feed (generated or parsed), by venue and channel.
@@ -13,8 +15,13 @@ pub const UPDATES_PUBLISHED: &str = "tickwire_ingest_updates_published_total";
 /// Publishes the bus refused, by reason (`out_of_order`, `overloaded`,
 /// `unavailable`, `closed`).
 pub const PUBLISH_ERRORS: &str = "tickwire_ingest_publish_errors_total";
-/// Whether a venue's feed is live (1) or not (0), by venue.
+/// Whether any of a venue's instruments is live (1) or none is (0), by
+/// venue.
 pub const FEED_STATE: &str = "tickwire_ingest_feed_state";
+/// Instruments by venue and last published state (`live`, `stale`).
+pub const INSTRUMENTS: &str = "tickwire_ingest_instruments";
+/// Venue timestamp to ingest receive (`rx - ts`), seconds, by venue.
+pub const VENUE_TO_INGEST: &str = "tickwire_ingest_venue_to_ingest_seconds";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -32,7 +39,16 @@ pub fn describe() {
     );
     metrics::describe_gauge!(
         FEED_STATE,
-        "Feed state per venue: 1 live, 0 stale or stopped"
+        "Feed state per venue: 1 while any of its instruments is live, 0 when none is"
+    );
+    metrics::describe_gauge!(
+        INSTRUMENTS,
+        "Instruments per venue by their last published state (live, stale)"
+    );
+    metrics::describe_histogram!(
+        VENUE_TO_INGEST,
+        metrics::Unit::Seconds,
+        "Latency from the venue's event timestamp (ts) to its receipt by ingest (rx), by venue"
     );
 }
 
@@ -57,12 +73,63 @@ pub(crate) const PUBLISH_ERROR_REASONS: [&str; 4] =
 pub(crate) struct VenueCounters {
     pub(crate) generated: [Counter; 4],
     pub(crate) published: [Counter; 4],
+    /// Venue→ingest latency of this venue's events.
+    pub(crate) latency: Histogram,
+}
+
+/// How many of a venue's instruments are live and stale, over every feed
+/// and lane of the process that plays the venue (a venue split over
+/// several connections must not have one lane overwrite another's gauge).
+struct VenueStates {
+    counts: Mutex<[i64; 2]>,
+    live: Gauge,
+    stale: Gauge,
+    feed_state: Gauge,
+}
+
+impl VenueStates {
+    /// Moves one instrument from `from` (if it had a state) to `to`.
+    fn transition(&self, from: Option<FeedState>, to: FeedState) {
+        let index = |s: FeedState| usize::from(s != FeedState::Live);
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(from) = from {
+            counts[index(from)] -= 1;
+        }
+        counts[index(to)] += 1;
+        // Gauges are set under the lock so two lanes cannot interleave an
+        // older count after a newer one.
+        self.live.set(counts[0] as f64);
+        self.stale.set(counts[1] as f64);
+        self.feed_state.set(if counts[0] > 0 { 1.0 } else { 0.0 });
+    }
+}
+
+/// The process-wide state counts of `venue`.
+fn venue_states(venue: &str) -> Arc<VenueStates> {
+    static ALL: OnceLock<Mutex<HashMap<String, Arc<VenueStates>>>> = OnceLock::new();
+    let mut all = ALL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    all.entry(venue.to_owned())
+        .or_insert_with(|| {
+            let v = venue.to_owned();
+            Arc::new(VenueStates {
+                counts: Mutex::new([0, 0]),
+                live: metrics::gauge!(INSTRUMENTS, "venue" => v.clone(), "state" => "live"),
+                stale: metrics::gauge!(INSTRUMENTS, "venue" => v.clone(), "state" => "stale"),
+                feed_state: metrics::gauge!(FEED_STATE, "venue" => v),
+            })
+        })
+        .clone()
 }
 
 /// The handles one feed task records with, resolved once at start.
 pub(crate) struct FeedMetrics {
     by_instrument: HashMap<Instrument, VenueCounters>,
-    state: HashMap<String, Gauge>,
+    states: HashMap<String, Arc<VenueStates>>,
+    /// The state last published per instrument, to move the counts.
+    published_state: HashMap<Instrument, FeedState>,
     pub(crate) publish_errors: [Counter; 4],
 }
 
@@ -84,18 +151,20 @@ impl FeedMetrics {
                         published: Channel::ALL.map(|c| {
                             metrics::counter!(UPDATES_PUBLISHED, "venue" => venue.clone(), "channel" => c.as_str())
                         }),
+                        latency: metrics::histogram!(VENUE_TO_INGEST, "venue" => venue.clone()),
                     }
                 })
                 .clone();
             by_instrument.insert(inst.clone(), counters);
         }
-        let state = venues
+        let states = venues
             .keys()
-            .map(|v| (v.clone(), metrics::gauge!(FEED_STATE, "venue" => v.clone())))
+            .map(|v| (v.clone(), venue_states(v)))
             .collect();
         Self {
             by_instrument,
-            state,
+            states,
+            published_state: HashMap::new(),
             publish_errors: PUBLISH_ERROR_REASONS
                 .map(|r| metrics::counter!(PUBLISH_ERRORS, "reason" => r)),
         }
@@ -107,10 +176,15 @@ impl FeedMetrics {
         self.by_instrument.get(instrument)
     }
 
-    /// Sets every venue's feed state gauge.
-    pub(crate) fn set_live(&self, live: bool) {
-        for g in self.state.values() {
-            g.set(if live { 1.0 } else { 0.0 });
+    /// Records that `instrument`'s state `state` was published: moves it
+    /// between its venue's live and stale counts.
+    pub(crate) fn state_published(&mut self, instrument: &Instrument, state: FeedState) {
+        let Some(states) = self.states.get(instrument.venue()) else {
+            return;
+        };
+        let from = self.published_state.insert(instrument.clone(), state);
+        if from != Some(state) {
+            states.transition(from, state);
         }
     }
 }
@@ -185,10 +259,10 @@ pub(crate) struct VenueMetrics {
     pub(crate) parse_errors: [Counter; 5],
     pub(crate) noted: [Counter; 6],
     pub(crate) reconnects: [Counter; 4],
+    resyncs: [Counter; 6],
     pub(crate) rotations: Counter,
     pub(crate) duplicates: Counter,
     pub(crate) connections: Gauge,
-    venue: String,
 }
 
 impl VenueMetrics {
@@ -203,10 +277,11 @@ impl VenueMetrics {
                 .map(|k| metrics::counter!(FRAMES_NOTED, "venue" => v.clone(), "kind" => k)),
             reconnects: RECONNECT_REASONS
                 .map(|r| metrics::counter!(RECONNECTS, "venue" => v.clone(), "reason" => r)),
+            resyncs: crate::venue::books::BREAK_REASONS
+                .map(|r| metrics::counter!(RESYNCS, "venue" => v.clone(), "reason" => r)),
             rotations: metrics::counter!(ROTATIONS, "venue" => v.clone()),
             duplicates: metrics::counter!(DUPLICATES, "venue" => v.clone()),
-            connections: metrics::gauge!(CONNECTIONS, "venue" => v.clone()),
-            venue: v,
+            connections: metrics::gauge!(CONNECTIONS, "venue" => v),
         }
     }
 
@@ -233,9 +308,13 @@ impl VenueMetrics {
         self.reconnects[i].increment(1);
     }
 
-    /// Counts a resync; reasons are a small fixed set chosen by the
-    /// adapters, so the label lookup happens only on a break.
-    pub(crate) fn resync(&self, reason: &'static str) {
-        metrics::counter!(RESYNCS, "venue" => self.venue.clone(), "reason" => reason).increment(1);
+    /// Counts a resync for one of the book break reasons.
+    pub(crate) fn resync(&self, reason: &str) {
+        if let Some(i) = crate::venue::books::BREAK_REASONS
+            .iter()
+            .position(|r| *r == reason)
+        {
+            self.resyncs[i].increment(1);
+        }
     }
 }

@@ -115,13 +115,16 @@ fn connector(config: ReplayConfig, feed: VenueFeed, metrics: VenueMetrics) -> Co
         let config = config.clone();
         let feed = feed.clone();
         let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let report = Reporter::new(id, tx);
-            let end = play(&config, &feed, &metrics, &report, &stop).await;
-            if let Some(event) = end {
-                report.send(event).await;
+        tokio::spawn(
+            async move {
+                let report = Reporter::new(id, tx);
+                let end = play(&config, &feed, &metrics, &report, &stop).await;
+                if let Some(event) = end {
+                    report.send(event).await;
+                }
             }
-        });
+            .in_current_span(),
+        );
     })
 }
 
@@ -160,7 +163,11 @@ async fn play(
                 () = tokio::time::sleep_until(due) => {}
             }
             out.clear();
-            let rx = now_us();
+            // The adapter sees the recorded receive time; its events are
+            // then moved to now, `ts` and `rx` alike, so a replay looks
+            // current to clients while venue→ingest latency stays the
+            // recorded one (and `ts = rx` venues keep `ts = rx`).
+            let rx = frame.rx;
             if let Err(e) = adapter.on_text(&frame.text, rx, &mut out) {
                 metrics.parse_error(e.kind());
                 if logged.insert(e.kind()) {
@@ -168,6 +175,11 @@ async fn play(
                 }
             }
             answer_fetches(adapter.as_mut(), frames, pos, rx, &mut out, metrics);
+            let shift = now_us().saturating_sub(rx);
+            for event in &mut out.events {
+                event.ts = event.ts.saturating_add(shift);
+                event.rx = event.rx.saturating_add(shift);
+            }
             if !forward(&mut out, metrics, report).await {
                 return None;
             }

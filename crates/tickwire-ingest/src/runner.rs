@@ -138,6 +138,11 @@ impl Publisher {
         let counters = self.metrics.venue(&event.instrument);
         if let Some(c) = counters {
             c.generated[channel].increment(1);
+            // A venue clock ahead of ours would give a negative latency:
+            // not recorded rather than clamped to zero.
+            if let Some(us) = event.rx.checked_sub(event.ts) {
+                c.latency.record(us as f64 / 1e6);
+            }
         }
         // A refused update keeps its seq: consumers see the loss as a jump,
         // which is what happened.
@@ -163,8 +168,9 @@ impl Publisher {
             state,
             reason: reason.to_owned(),
         };
-        if let Err(e) = self.bus.publish_status(status) {
-            self.failed(&e, "status");
+        match self.bus.publish_status(status) {
+            Ok(()) => self.metrics.state_published(instrument, state),
+            Err(e) => self.failed(&e, "status"),
         }
     }
 
@@ -214,7 +220,6 @@ pub async fn run_synthetic(
     for i in &instruments {
         publisher.publish_status(i, FeedState::Live, "");
     }
-    publisher.metrics.set_live(true);
     tracing::info!(
         instruments = instruments.len(),
         rate = market.rate(),
@@ -240,7 +245,6 @@ pub async fn run_synthetic(
     for i in &instruments {
         publisher.publish_status(i, FeedState::Stale, STOPPED_REASON);
     }
-    publisher.metrics.set_live(false);
     tracing::info!("synthetic feed stopped");
     Ok(())
 }

@@ -26,6 +26,17 @@ pub(crate) const BAD_UPDATE: &str = "bad_update";
 /// [`BAD_UPDATE`] under its first name there).
 pub(crate) const BAD_MESSAGE: &str = "bad_message";
 
+/// Every break reason above, for metrics that register each label up
+/// front.
+pub(crate) const BREAK_REASONS: [&str; 6] = [
+    CROSSED,
+    SEQUENCE_GAP,
+    CHECKSUM_MISMATCH,
+    VENUE_RESET,
+    BAD_UPDATE,
+    BAD_MESSAGE,
+];
+
 /// One instrument's book and whether it can be trusted.
 #[derive(Debug, Default)]
 pub(crate) struct Tracked {
