@@ -129,6 +129,8 @@ impl Conn {
             .store(ctx.now_ms(), Ordering::Relaxed);
         ctx.hub.register(id, outbox.clone());
         metrics::gauge!(m::CONNECTIONS).increment(1.0);
+        metrics::counter!(m::CONNECTIONS_OPENED).increment(1);
+        debug!(conn = id, batch = opts.batch, "session opened");
         let limits = Limits {
             max_subscriptions: ctx.config.max_subscriptions,
             max_requests_per_sec: ctx.config.max_requests_per_sec,
@@ -577,6 +579,7 @@ impl Drop for Conn {
         metrics::gauge!(m::CONNECTIONS).decrement(1.0);
         let reason = self.outbox.closed().unwrap_or(CloseReason::Ended);
         metrics::counter!(m::CONNECTIONS_CLOSED, "reason" => reason.as_str()).increment(1);
+        debug!(conn = self.id, reason = reason.as_str(), "session closed");
         if reason == CloseReason::SlowConsumer {
             metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
             info!(conn = self.id, "closed slow consumer");

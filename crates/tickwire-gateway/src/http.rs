@@ -17,7 +17,7 @@ use tickwire_model::{Channel, Instrument, Topic};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{Instrument as _, debug};
 
 use crate::conn::{Conn, ConnOptions};
 use crate::server::LoadGuard;
@@ -178,35 +178,38 @@ fn upgrade(
         .is_some_and(|q| q.split('&').any(|kv| kv == "batch=1" || kv == "batch=true"));
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let conns = tracker.clone();
-    tracker.spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                debug!(error = %e, "upgrade failed");
-                return;
+    tracker.spawn(
+        async move {
+            let upgraded = match hyper::upgrade::on(req).await {
+                Ok(upgraded) => upgraded,
+                Err(e) => {
+                    debug!(error = %e, "upgrade failed");
+                    return;
+                }
+            };
+            // Our own framing runs on the bare socket (hyper's buffers and its
+            // boxed I/O are dropped here); bytes the client sent right after
+            // the handshake come along in `read_buf`.
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let conn = Conn::new(
+                        parts.io.into_inner(),
+                        &parts.read_buf,
+                        ctx,
+                        id,
+                        ConnOptions { batch },
+                        load,
+                    );
+                    // A task of its own, so it holds only the connection: this
+                    // one's state (hyper's upgrade future, and `read_buf`, a
+                    // view that would pin hyper's whole read buffer) ends here.
+                    conns.spawn(conn.in_current_span());
+                }
+                Err(_) => debug!("upgraded connection is not a TCP stream"),
             }
-        };
-        // Our own framing runs on the bare socket (hyper's buffers and its
-        // boxed I/O are dropped here); bytes the client sent right after
-        // the handshake come along in `read_buf`.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let conn = Conn::new(
-                    parts.io.into_inner(),
-                    &parts.read_buf,
-                    ctx,
-                    id,
-                    ConnOptions { batch },
-                    load,
-                );
-                // A task of its own, so it holds only the connection: this
-                // one's state (hyper's upgrade future, and `read_buf`, a
-                // view that would pin hyper's whole read buffer) ends here.
-                conns.spawn(conn);
-            }
-            Err(_) => debug!("upgraded connection is not a TCP stream"),
         }
-    });
+        .in_current_span(),
+    );
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")

@@ -9,6 +9,8 @@ use tickwire_model::Channel;
 
 /// Open client connections.
 pub const CONNECTIONS: &str = "tickwire_gateway_connections";
+/// Connections accepted (WebSocket sessions started).
+pub const CONNECTIONS_OPENED: &str = "tickwire_gateway_connections_opened_total";
 /// Connections closed, by reason.
 pub const CONNECTIONS_CLOSED: &str = "tickwire_gateway_connections_closed_total";
 /// Active subscriptions over all connections.
@@ -66,6 +68,11 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             describe();
+            // Series that are otherwise created on first use exist from
+            // the start, so a dashboard shows 0 rather than "no data".
+            metrics::gauge!(CONNECTIONS).increment(0.0);
+            metrics::counter!(CONNECTIONS_OPENED).increment(0);
+            metrics::counter!(SLOW_CONSUMER_CLOSES).increment(0);
             let upkeep = handle.clone();
             // A plain thread: the recorder may be installed before (or
             // outlive) any runtime, and upkeep is a short lock-free drain.
@@ -95,6 +102,7 @@ pub(crate) fn render() -> String {
 fn describe() {
     use metrics::{Unit, describe_counter as c, describe_gauge as g, describe_histogram as h};
     g!(CONNECTIONS, "Open client WebSocket connections");
+    c!(CONNECTIONS_OPENED, "Client WebSocket connections opened");
     c!(CONNECTIONS_CLOSED, "Client connections closed, by reason");
     g!(SUBSCRIPTIONS, "Active client subscriptions");
     g!(

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::config::GatewayConfig;
 use crate::hub::Hub;
@@ -211,13 +211,12 @@ async fn serve_shard(
             }
         };
         let guard = Arc::new(LoadGuard(load.clone()));
-        tracker.spawn(serve_connection(
-            stream,
-            peer,
-            ctx.clone(),
-            tracker.clone(),
-            guard,
-        ));
+        // One span per client connection, shared by its HTTP handling and,
+        // after an upgrade, its WebSocket session.
+        let span = tracing::info_span!("conn", %peer);
+        tracker.spawn(
+            serve_connection(stream, peer, ctx.clone(), tracker.clone(), guard).instrument(span),
+        );
     }
     // Connections learn of the shutdown through their outboxes: each
     // flushes what it was sent, then closes with 1001.

@@ -14,7 +14,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    init_tracing();
+    init_tracing(args.log_format());
     let mut builder = if args.single_threaded() {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -37,14 +37,22 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr (stdout carries data: URLs, NDJSON), filtered by
-/// `RUST_LOG` (default `info`).
-fn init_tracing() {
+/// `RUST_LOG` (default `info`), as text or as JSON lines.
+fn init_tracing(format: cli::LogFormat) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Span fields flattened into each line's `span`/`spans`, so a
+        // pipeline can filter one connection or one feed.
+        cli::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }

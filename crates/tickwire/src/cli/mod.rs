@@ -23,8 +23,28 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "tickwire", version, propagate_version = true)]
 pub(crate) struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per
+    /// line, with the fields of the enclosing spans) for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "TICKWIRE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +64,11 @@ impl Cli {
     /// generator runs on one thread, sharing the machine with the server.
     pub(crate) fn single_threaded(&self) -> bool {
         matches!(self.command, Command::Loadgen(_))
+    }
+
+    /// The log format asked for.
+    pub(crate) fn log_format(&self) -> LogFormat {
+        self.log_format
     }
 }
 

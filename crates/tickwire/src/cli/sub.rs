@@ -478,6 +478,7 @@ mod tests {
         match crate::cli::Cli::try_parse_from(full) {
             Ok(crate::cli::Cli {
                 command: crate::cli::Command::Sub(a),
+                ..
             }) => a,
             other => panic!("expected sub args, got {other:?}"),
         }
