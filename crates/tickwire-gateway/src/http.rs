@@ -70,7 +70,7 @@ pub(crate) async fn handle(
         }
         "/metrics" => Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(crate::metrics::render())))
+            .body(Full::new(Bytes::from(crate::metrics::render_metrics())))
             .unwrap_or_default(),
         "/v1/symbols" => {
             let catalogue = ctx.hub.catalogue().await;

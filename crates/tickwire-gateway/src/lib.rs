@@ -15,5 +15,5 @@ mod ws;
 
 pub use config::GatewayConfig;
 pub use error::{Error, Result};
-pub use metrics::install_metrics;
+pub use metrics::{install_metrics, render_metrics};
 pub use server::{Gateway, accept_next};

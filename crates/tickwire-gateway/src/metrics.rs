@@ -44,12 +44,6 @@ pub const INGEST_TO_GATEWAY: &str = "tickwire_gateway_ingest_to_gateway_seconds"
 /// First ready frame to its socket flush, seconds.
 pub const GATEWAY_TO_SOCKET: &str = "tickwire_gateway_socket_write_seconds";
 
-/// Latency buckets from 10 µs to 10 s.
-const BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// How often recorded histogram samples are folded into their buckets.
@@ -64,7 +58,10 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    tickwire_metrics::LATENCY_BUCKETS,
+                )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             describe();
@@ -90,17 +87,20 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The Prometheus text of every metric, if this process installed ours.
-pub(crate) fn render() -> String {
-    HANDLE
+/// The Prometheus text of every metric: the recorder's (if this process
+/// installed ours) and the fixed-bucket histograms of the hot paths.
+pub fn render_metrics() -> String {
+    let mut text = HANDLE
         .get()
         .and_then(Option::as_ref)
         .map(PrometheusHandle::render)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    tickwire_metrics::render_into(&mut text);
+    text
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter as c, describe_gauge as g, describe_histogram as h};
+    use metrics::{describe_counter as c, describe_gauge as g};
     g!(CONNECTIONS, "Open client WebSocket connections");
     c!(CONNECTIONS_OPENED, "Client WebSocket connections opened");
     c!(CONNECTIONS_CLOSED, "Client connections closed, by reason");
@@ -128,26 +128,12 @@ fn describe() {
         BUS_LAGGED,
         "Updates the hub missed because it lagged behind the bus"
     );
-    h!(
-        OUTBOX_DEPTH,
-        "Frames left in a connection's outbox after a writer pass that could not send them all (backlog; passes that emptied it are not sampled)"
-    );
     c!(
         SLOW_CONSUMER_CLOSES,
         "Connections closed because the client did not read"
     );
     c!(REQUESTS, "Client requests, by op");
     c!(ERRORS, "Error replies sent, by code");
-    h!(
-        INGEST_TO_GATEWAY,
-        Unit::Seconds,
-        "Latency from ingest receive (rx) to gateway receive"
-    );
-    h!(
-        GATEWAY_TO_SOCKET,
-        Unit::Seconds,
-        "Latency from a frame becoming ready to its socket flush"
-    );
 }
 
 /// Handles the hub's fan-out uses, one per channel.
@@ -168,7 +154,11 @@ impl HubMetrics {
         Self {
             updates_in: per_channel(UPDATES_IN),
             updates_out: per_channel(UPDATES_OUT),
-            ingest_to_gateway: metrics::histogram!(INGEST_TO_GATEWAY),
+            ingest_to_gateway: tickwire_metrics::latency(
+                INGEST_TO_GATEWAY,
+                "Latency from ingest receive (rx) to gateway receive from the bus, seconds",
+                &[],
+            ),
             lagged: metrics::counter!(BUS_LAGGED),
             bus_topics: metrics::gauge!(BUS_TOPICS),
             subscriptions: metrics::gauge!(SUBSCRIPTIONS),
@@ -193,8 +183,18 @@ impl WriterMetrics {
             conflated: metrics::counter!(CONFLATED),
             gaps: metrics::counter!(GAPS),
             trades_dropped: metrics::counter!(TRADES_DROPPED),
-            depth: metrics::histogram!(OUTBOX_DEPTH),
-            write_latency: metrics::histogram!(GATEWAY_TO_SOCKET),
+            depth: tickwire_metrics::histogram(
+                OUTBOX_DEPTH,
+                "Frames left in a connection's outbox after a writer pass that could not send them all (backlog; passes that emptied it are not sampled)",
+                &[],
+                tickwire_metrics::DEPTH_BUCKETS,
+                1.0,
+            ),
+            write_latency: tickwire_metrics::latency(
+                GATEWAY_TO_SOCKET,
+                "Latency from a frame becoming ready to its socket flush, seconds",
+                &[],
+            ),
         }
     }
 }

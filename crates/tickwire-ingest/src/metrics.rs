@@ -45,11 +45,6 @@ pub fn describe() {
         INSTRUMENTS,
         "Instruments per venue by their last published state (live, stale)"
     );
-    metrics::describe_histogram!(
-        VENUE_TO_INGEST,
-        metrics::Unit::Seconds,
-        "Latency from the venue's event timestamp (ts) to its receipt by ingest (rx), by venue"
-    );
 }
 
 /// Why the bus refused a publish: a dense index and its label.
@@ -151,7 +146,11 @@ impl FeedMetrics {
                         published: Channel::ALL.map(|c| {
                             metrics::counter!(UPDATES_PUBLISHED, "venue" => venue.clone(), "channel" => c.as_str())
                         }),
-                        latency: metrics::histogram!(VENUE_TO_INGEST, "venue" => venue.clone()),
+                        latency: tickwire_metrics::latency(
+                            VENUE_TO_INGEST,
+                            "Latency from the venue's event timestamp (ts) to its receipt by ingest (rx), seconds, by venue",
+                            &[("venue", &venue)],
+                        ),
                     }
                 })
                 .clone();

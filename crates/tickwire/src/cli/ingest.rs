@@ -151,7 +151,12 @@ async fn serve_probes(listener: TcpListener, bus: Arc<dyn Bus>, shutdown: Cancel
         tracker.spawn(async move {
             let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let up = *bus.health().borrow();
-                let response = probe(req.method(), req.uri().path(), up, render_metrics);
+                let response = probe(
+                    req.method(),
+                    req.uri().path(),
+                    up,
+                    tickwire_gateway::render_metrics,
+                );
                 async move { Ok::<_, Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
@@ -172,12 +177,6 @@ async fn serve_probes(listener: TcpListener, bus: Arc<dyn Bus>, shutdown: Cancel
     tracker.close();
     // Probe requests are tiny; one still open after this is abandoned.
     let _ = tokio::time::timeout(PROBES_DRAIN, tracker.wait()).await;
-}
-
-fn render_metrics() -> String {
-    tickwire_gateway::install_metrics()
-        .map(|handle| handle.render())
-        .unwrap_or_default()
 }
 
 /// The answer to one probe request: pure but for `metrics`, called only
