@@ -255,3 +255,47 @@ async fn a_restarted_feed_continues_every_sequence() {
         "continues at the next seq"
     );
 }
+
+/// A replayed capture is re-timed to now: its events' `ts` and `rx` move
+/// by the same offset, so clients see current times and venue→ingest
+/// latency keeps the recorded gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_events_are_retimed_to_now_keeping_the_recorded_gap() {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::default());
+    let shutdown = CancellationToken::new();
+    let (_, replay) = tickwire_ingest::venue::demo_replays()
+        .into_iter()
+        .next()
+        .expect("an embedded capture");
+    let capture = replay.capture.clone();
+    let feed = spawn_feeds(&FeedsConfig::Replay(replay), bus.clone(), shutdown.clone())
+        .expect("spawn the replay");
+    let entries = catalogue(&bus).await;
+    let instrument = entries[0].instrument.clone();
+    let topic = Topic::new(instrument, Channel::Trade);
+    let got = collect(
+        bus,
+        topic.clone(),
+        3,
+        Instant::now() + Duration::from_secs(20),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = timeout(WAIT, feed).await;
+    assert!(!got.is_empty(), "{topic}: no trade replayed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros() as u64;
+    let recorded_first = capture.frames.first().expect("frames").rx;
+    assert!(
+        now - recorded_first > 60_000_000,
+        "the capture is older than a minute"
+    );
+    for u in &got {
+        let v = json(u);
+        let (ts, rx) = (v["ts"].as_u64().expect("ts"), v["rx"].as_u64().expect("rx"));
+        assert!(now.abs_diff(rx) < 30_000_000, "{v}: rx is not now ({now})");
+        assert!(rx >= ts && rx - ts < 10_000_000, "{v}: the recorded gap");
+    }
+}
