@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{self, Config};
+use crate::config::{self, BusKind, Config};
 
 /// Exit code when a second signal cuts the drain short, as a shell
 /// reports SIGINT.
@@ -73,6 +73,25 @@ pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
         warn!(%var, "not a configuration variable; ignored");
     }
     Ok(loaded.config)
+}
+
+/// Refuses a configuration without a Redis bus for `command` (`ingest`
+/// or `gateway`): both exist to share one bus between processes.
+pub(crate) fn require_redis(config: &Config, command: &str) -> anyhow::Result<()> {
+    if config.bus.kind == BusKind::Redis {
+        return Ok(());
+    }
+    match command {
+        "gateway" => bail!(
+            "`tickwire gateway` is fed from Redis: pass --bus redis://HOST:PORT (or set \
+             `bus.kind = \"redis\"` and `bus.url`); `tickwire run` serves the memory bus"
+        ),
+        _ => bail!(
+            "`tickwire ingest` publishes for gateways in other processes: pass --bus \
+             redis://HOST:PORT (or set `bus.kind = \"redis\"` and `bus.url`); `tickwire run` \
+             plays the feeds over the memory bus"
+        ),
+    }
 }
 
 /// The configuration file in words, for the start-up log line.

@@ -43,10 +43,17 @@ pub(crate) struct GatewayArgs {
     listen: Option<SocketAddr>,
     #[command(flatten)]
     common: ConfigArgs,
+    /// Validate the configuration and print a summary; binds no port and
+    /// connects to nothing (exit 0, or 1 naming the key at fault).
+    #[arg(long)]
+    check: bool,
 }
 
 /// Runs until a signal, then drains.
 pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    if args.check {
+        return super::check::check(super::check::Role::Gateway, &args.common, args.listen, &[]);
+    }
     let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
     if config.bus.kind != BusKind::Redis {
         bail!(

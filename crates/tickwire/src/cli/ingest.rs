@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use http::{Method, Response, StatusCode, header};
@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::check::{self, Role};
 use super::common::{self, ConfigArgs, Signals};
 use crate::bus;
-use crate::config::BusKind;
 
 /// How long open probe connections may take to finish on shutdown.
 const PROBES_DRAIN: Duration = Duration::from_secs(1);
@@ -63,23 +63,25 @@ pub(crate) struct IngestArgs {
     /// `ingest.listen`); port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Validate the configuration (file, environment, flags, feeds files,
+    /// bus URL), print a summary and exit 0, or 1 naming the key at fault;
+    /// binds no port and connects to nothing.
+    #[arg(long)]
+    check: bool,
 }
 
 /// Runs until a signal, then stops the feeds.
 pub(crate) async fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    if args.check {
+        return check::check(Role::Ingest, &args.common, args.listen, &args.feeds);
+    }
     let mut signals = Signals::new().context("cannot install signal handlers")?;
 
     let mut config = common::load_config(&args.common)?;
     if let Some(listen) = args.listen {
         config.ingest.listen = Some(listen);
     }
-    if config.bus.kind != BusKind::Redis {
-        bail!(
-            "`tickwire ingest` publishes for gateways in other processes: pass --bus \
-             redis://HOST:PORT (or set `bus.kind = \"redis\"` and `bus.url`); `tickwire run` \
-             plays the feeds over the memory bus"
-        );
-    }
+    common::require_redis(&config, "ingest")?;
     let feeds = common::load_feeds(&args.feeds, &config)?;
     info!(
         file = %common::describe_file(&args.common),

@@ -1,5 +1,6 @@
 //! The command line: one subcommand per module, parsed with clap derive.
 
+mod check;
 mod common;
 mod gateway;
 mod ingest;
@@ -7,6 +8,7 @@ mod loadgen;
 mod loadgen_report;
 mod loadgen_stats;
 mod normalize;
+mod probe;
 mod record;
 mod replay;
 mod run;
@@ -57,13 +59,15 @@ enum Command {
     Record(record::RecordArgs),
     Replay(replay::ReplayArgs),
     Normalize(normalize::NormalizeArgs),
+    Probe(probe::ProbeArgs),
 }
 
 impl Cli {
     /// Whether the command wants a current-thread runtime: the load
-    /// generator runs on one thread, sharing the machine with the server.
+    /// generator runs on one thread, sharing the machine with the server;
+    /// a probe, run every few seconds by health checks, needs no more.
     pub(crate) fn single_threaded(&self) -> bool {
-        matches!(self.command, Command::Loadgen(_))
+        matches!(self.command, Command::Loadgen(_) | Command::Probe(_))
     }
 
     /// The log format asked for.
@@ -84,6 +88,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => record::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Normalize(args) => normalize::run(args),
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 

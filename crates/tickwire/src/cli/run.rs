@@ -43,6 +43,10 @@ pub(crate) struct RunArgs {
     listen: Option<SocketAddr>,
     #[command(flatten)]
     common: ConfigArgs,
+    /// Validate the configuration and print a summary; binds no port and
+    /// connects to nothing (exit 0, or 1 naming the key at fault).
+    #[arg(long)]
+    check: bool,
     /// Feeds files to play side by side (overrides `feeds.file`): a live
     /// venue (feeds/<venue>/feed.toml) or a synthetic market
     /// (feeds/demo.toml); without any, the embedded venue captures.
@@ -52,6 +56,14 @@ pub(crate) struct RunArgs {
 
 /// Runs until a signal, then drains.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.check {
+        return super::check::check(
+            super::check::Role::Run,
+            &args.common,
+            args.listen,
+            &args.feeds,
+        );
+    }
     serve_with(&args.common, args.listen, None, &args.feeds).await
 }
 
