@@ -70,6 +70,9 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
             metrics::gauge!(CONNECTIONS).increment(0.0);
             metrics::counter!(CONNECTIONS_OPENED).increment(0);
             metrics::counter!(SLOW_CONSUMER_CLOSES).increment(0);
+            for reason in crate::outbox::CloseReason::ALL {
+                metrics::counter!(CONNECTIONS_CLOSED, "reason" => reason.as_str()).increment(0);
+            }
             let upkeep = handle.clone();
             // A plain thread: the recorder may be installed before (or
             // outlive) any runtime, and upkeep is a short lock-free drain.

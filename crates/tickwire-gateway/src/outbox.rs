@@ -82,6 +82,17 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, for metrics registered up front.
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::SlowConsumer,
+        CloseReason::MessageTooBig,
+        CloseReason::RateLimited,
+        CloseReason::GoingAway,
+        CloseReason::ProtocolError,
+        CloseReason::InvalidPayload,
+        CloseReason::Ended,
+    ];
+
     /// The WebSocket close code and reason text, if a close frame is due.
     pub fn close_frame(self) -> Option<(u16, &'static str)> {
         match self {
