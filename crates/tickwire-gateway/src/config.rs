@@ -7,6 +7,10 @@ use crate::outbox::OutboxConfig;
 /// More shards than this is a typo, not a machine.
 const MAX_SHARDS: usize = 1024;
 
+/// A drain window past an hour is a typo (seconds for milliseconds), and
+/// would hold a restart that long.
+const MAX_DRAIN_WINDOW_MS: u64 = 3_600_000;
+
 /// Everything a gateway can be told. Every field has a default, so an empty
 /// `[gateway]` table (or none) is a working configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,8 +40,18 @@ pub struct GatewayConfig {
     pub control_queue_len: usize,
     /// Largest batched frame for `?batch=1` clients. Default 64 KiB.
     pub max_batch_bytes: usize,
-    /// How long shutdown waits for connections to close. Default 10 000 ms.
+    /// After the drain window, how long the last closes may take to flush
+    /// before whatever is left is dropped: the process exits within
+    /// `drain_window_ms + shutdown_timeout_ms` of SIGTERM, whatever clients
+    /// do. Default 10 000 ms.
     pub shutdown_timeout_ms: u64,
+    /// How long a drain (SIGTERM, ctrl-c) spreads its 1012 closes over:
+    /// connection k of n closes at `k/n` of the window and is served live
+    /// data until then, so clients reconnect elsewhere a few at a time
+    /// instead of all in the same second. Longer is gentler on the other
+    /// instances but slows a rolling restart; 0 closes every connection at
+    /// once. Default 5 000 ms.
+    pub drain_window_ms: u64,
     /// Event-loop threads serving connections. Each shard runs its own
     /// single-threaded runtime with its own hub (one bus subscription per
     /// topic per shard), so a connection's fan-out, outbox and socket stay
@@ -72,6 +86,7 @@ impl Default for GatewayConfig {
             control_queue_len: 1024,
             max_batch_bytes: 64 << 10,
             shutdown_timeout_ms: 10_000,
+            drain_window_ms: 5_000,
             shards: 0,
             send_buffer_bytes: 64 << 10,
             coalesce_us: 1000,
@@ -107,6 +122,12 @@ impl GatewayConfig {
             return Err(crate::Error::Config(format!(
                 "invalid `gateway.shards` = {}: must be at most {MAX_SHARDS} (0 = one per core)",
                 self.shards
+            )));
+        }
+        if self.drain_window_ms > MAX_DRAIN_WINDOW_MS {
+            return Err(crate::Error::Config(format!(
+                "invalid `gateway.drain_window_ms` = {}: must be at most {MAX_DRAIN_WINDOW_MS} (0 = close every connection at once)",
+                self.drain_window_ms
             )));
         }
         if self.send_buffer_bytes != 0 && self.send_buffer_bytes < 4096 {
@@ -163,5 +184,20 @@ mod tests {
                 .to_string()
                 .contains("gateway.heartbeat_ms")
         );
+    }
+
+    #[test]
+    fn drain_window_may_be_zero_but_not_absurd() {
+        let zero = GatewayConfig {
+            drain_window_ms: 0,
+            ..GatewayConfig::default()
+        };
+        assert!(zero.validate().is_ok());
+        let bad = GatewayConfig {
+            drain_window_ms: 5_000_000,
+            ..GatewayConfig::default()
+        };
+        let err = bad.validate().expect_err("refused").to_string();
+        assert!(err.contains("`gateway.drain_window_ms` = 5000000"), "{err}");
     }
 }

@@ -141,10 +141,11 @@ impl Conn {
             &outbox,
             protocol::hello(server, ctx.config.heartbeat_ms, &limits),
         );
-        // Registered after the shard closed its connections for shutdown:
-        // this one goes too.
-        if ctx.shutdown.is_cancelled() {
-            outbox.close(CloseReason::GoingAway);
+        // Upgraded just as the drain began: it may have missed the drain's
+        // list of connections, and upgrades are refused from now on, so
+        // it goes at once (after its hello) rather than at a turn.
+        if ctx.drain.is_cancelled() {
+            outbox.close(CloseReason::ServiceRestart);
         }
         let decoder = (!received.is_empty()).then(|| {
             let mut decoder = Box::<Decoder>::default();

@@ -49,7 +49,7 @@ pub(crate) async fn handle(
         "/v1/ws" => upgrade(req, ctx, tracker, load),
         "/healthz" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
         "/readyz" => {
-            if ctx.shutdown.is_cancelled() {
+            if ctx.drain.is_cancelled() {
                 json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Bytes::from_static(b"{\"status\":\"draining\"}"),
@@ -139,6 +139,9 @@ fn upgrade(
     tracker: TaskTracker,
     load: Arc<LoadGuard>,
 ) -> Response<Body> {
+    if ctx.drain.is_cancelled() {
+        return draining();
+    }
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -217,6 +220,26 @@ fn upgrade(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::new(Bytes::new()))
         .unwrap_or_default()
+}
+
+/// The answer to an upgrade during a drain: the listener stays open for
+/// probes and scrapes, but new WebSocket clients belong on another
+/// instance. `Retry-After` is 1 to 5 s, varied per answer, so clients
+/// refused together do not come back together.
+fn draining() -> Response<Body> {
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining",
+        "the server is restarting; reconnect, to another instance if there is one",
+    );
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(1 + jitter % 5),
+    );
+    response
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {

@@ -129,13 +129,25 @@ impl Hub {
         }
     }
 
-    /// `(connection id, outbox depth)` of every connection.
-    pub fn connection_depths(&self) -> Vec<(u64, usize)> {
-        let conns: Vec<(u64, Arc<Outbox>)> = lock(&self.connections)
+    /// Every registered connection's id and outbox, in no order.
+    pub(crate) fn connections(&self) -> Vec<(u64, Arc<Outbox>)> {
+        lock(&self.connections)
             .iter()
             .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        conns.into_iter().map(|(k, o)| (k, o.depth())).collect()
+            .collect()
+    }
+
+    /// Number of registered connections.
+    pub(crate) fn connection_count(&self) -> usize {
+        lock(&self.connections).len()
+    }
+
+    /// `(connection id, outbox depth)` of every connection.
+    pub fn connection_depths(&self) -> Vec<(u64, usize)> {
+        self.connections()
+            .into_iter()
+            .map(|(k, o)| (k, o.depth()))
+            .collect()
     }
 
     /// Number of topics this hub holds a bus subscription for.

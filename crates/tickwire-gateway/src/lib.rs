@@ -4,6 +4,7 @@
 
 mod config;
 mod conn;
+mod drain;
 mod error;
 mod http;
 pub mod hub;

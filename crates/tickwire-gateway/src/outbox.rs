@@ -71,8 +71,9 @@ pub enum CloseReason {
     MessageTooBig,
     /// The client kept sending past its request rate (4029).
     RateLimited,
-    /// The server is shutting down (1001).
-    GoingAway,
+    /// The server is draining for a restart or a stop (1012): reconnect,
+    /// to another instance if there is one.
+    ServiceRestart,
     /// The client broke WebSocket framing (1002).
     ProtocolError,
     /// The client sent text that is not UTF-8 (1007).
@@ -99,7 +100,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => Some((4008, "slow consumer")),
             CloseReason::MessageTooBig => Some((1009, "message too big")),
             CloseReason::RateLimited => Some((4029, "rate limited")),
-            CloseReason::GoingAway => Some((1001, "going away")),
+            CloseReason::ServiceRestart => Some((1012, "service restart")),
             CloseReason::ProtocolError => Some((1002, "protocol error")),
             CloseReason::InvalidPayload => Some((1007, "invalid utf-8")),
             CloseReason::Ended => None,
@@ -112,7 +113,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::MessageTooBig => "message_too_big",
             CloseReason::RateLimited => "rate_limited",
-            CloseReason::GoingAway => "going_away",
+            CloseReason::ServiceRestart => "service_restart",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidPayload => "invalid_payload",
             CloseReason::Ended => "client_left",

@@ -1,6 +1,8 @@
 //! The gateway server: the accept loop, the shards that serve
 //! connections, and the handle a caller holds to inspect and stop it.
-//! Shutdown is injected as a cancellation token.
+//! Shutdown is injected as a cancellation token, and is a drain
+//! (`drain.rs`): the listener keeps answering HTTP while connections are
+//! closed a few at a time, and stops when the drain is over.
 //!
 //! A shard is a thread running a single-threaded runtime with its own hub.
 //! The accept loop hands each connection to the least loaded shard, and
@@ -25,8 +27,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, debug, info, warn};
 
 use crate::config::GatewayConfig;
+use crate::drain::Drain;
 use crate::hub::Hub;
-use crate::outbox::CloseReason;
 use crate::session::SessionContext;
 use crate::{Error, Result, http};
 
@@ -35,6 +37,7 @@ pub struct Gateway {
     addr: SocketAddr,
     shards: Arc<[Shard]>,
     accept: JoinHandle<()>,
+    drain: JoinHandle<()>,
 }
 
 /// One event-loop thread and what the accept loop and callers need of it.
@@ -43,13 +46,20 @@ struct Shard {
     /// Connections handed to this shard and not yet finished.
     load: Arc<AtomicUsize>,
     conns: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    /// The shard's connection tasks (WebSocket and HTTP), for the drain
+    /// to wait on from outside the shard.
+    tracker: TaskTracker,
     /// Resolves once the shard's runtime has stopped.
     done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Gateway {
     /// Starts serving HTTP and WebSocket clients on `listener`, fed by
-    /// `bus`, until `shutdown` is cancelled.
+    /// `bus`. Cancelling `shutdown` starts the drain: `/readyz` answers
+    /// 503 and upgrades are refused at once, each connection is closed
+    /// with 1012 at its turn within `drain_window_ms`, and the listener
+    /// closes when the last one has gone, or `shutdown_timeout_ms` after
+    /// the window at the latest ([`Gateway::wait`]).
     pub async fn start(
         listener: TcpListener,
         bus: Arc<dyn Bus>,
@@ -58,22 +68,40 @@ impl Gateway {
     ) -> Result<Self> {
         config.validate()?;
         let addr = listener.local_addr()?;
+        let tokens = Tokens {
+            drain: shutdown.clone(),
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        };
         let mut shards = Vec::new();
         for index in 0..config.shard_count() {
-            shards.push(start_shard(index, bus.clone(), config.clone(), shutdown.clone()).await?);
+            shards.push(start_shard(index, bus.clone(), config.clone(), tokens.clone()).await?);
         }
         let shards: Arc<[Shard]> = shards.into();
         let accept = tokio::spawn(accept_loop(
             listener,
             shards.clone(),
             config.send_buffer_bytes,
-            shutdown,
+            tokens.stop.clone(),
         ));
+        let drain = Drain {
+            hubs: shards.iter().map(|s| s.ctx.hub.clone()).collect(),
+            trackers: shards.iter().map(|s| s.tracker.clone()).collect(),
+            window: Duration::from_millis(config.drain_window_ms),
+            timeout: Duration::from_millis(config.shutdown_timeout_ms),
+            stop: tokens.stop.clone(),
+            abort: tokens.abort,
+        };
+        let drain = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            drain.run().await;
+        });
         info!(%addr, shards = shards.len(), "gateway listening");
         Ok(Self {
             addr,
             shards,
             accept,
+            drain,
         })
     }
 
@@ -106,9 +134,11 @@ impl Gateway {
         self.hubs().flat_map(|h| h.connection_depths()).collect()
     }
 
-    /// Waits until shutdown has stopped the listener and every shard has
-    /// closed its connections (or its shutdown timeout passed).
+    /// Waits until the drain is over: the listener has closed and every
+    /// shard has ended its connections, or dropped the ones left at the
+    /// drain's bound.
     pub async fn wait(self) {
+        let _ = self.drain.await;
         let _ = self.accept.await;
         for shard in self.shards.iter() {
             let done = shard.done.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -119,18 +149,32 @@ impl Gateway {
     }
 }
 
+/// The gateway's three moments, shared by the accept loop, the shards and
+/// the drain.
+#[derive(Clone)]
+struct Tokens {
+    /// The caller's: the drain begins.
+    drain: CancellationToken,
+    /// The drain is over: stop listening and taking connections.
+    stop: CancellationToken,
+    /// The drain's bound has passed: drop whatever still runs.
+    abort: CancellationToken,
+}
+
 /// Starts shard `index` on its own thread and returns once its hub exists.
 async fn start_shard(
     index: usize,
     bus: Arc<dyn Bus>,
     config: GatewayConfig,
-    shutdown: CancellationToken,
+    tokens: Tokens,
 ) -> Result<Shard> {
     let (conns, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
     let load = Arc::new(AtomicUsize::new(0));
     let shard_load = load.clone();
+    let tracker = TaskTracker::new();
+    let shard_tracker = tracker.clone();
     std::thread::Builder::new()
         .name(format!("tickwire-shard-{index}"))
         .spawn(move || {
@@ -145,11 +189,11 @@ async fn start_shard(
                 }
             };
             runtime.block_on(async move {
-                let limit = Duration::from_millis(config.shutdown_timeout_ms);
                 let ctx = Arc::new(SessionContext {
-                    hub: Hub::new(bus, shutdown.clone()),
+                    hub: Hub::new(bus, tokens.stop.clone()),
                     config,
-                    shutdown,
+                    drain: tokens.drain,
+                    stop: tokens.stop,
                     writer_metrics: crate::metrics::WriterMetrics::new(),
                     epoch: std::time::Instant::now(),
                 });
@@ -157,9 +201,9 @@ async fn start_shard(
                 if ready_tx.send(Ok(ctx.clone())).is_err() {
                     return;
                 }
-                serve_shard(rx, ctx, shard_load, limit).await;
+                serve_shard(rx, ctx, shard_load, shard_tracker, tokens.abort).await;
             });
-            // Whatever is left (tasks past the shutdown timeout) is dropped
+            // Whatever is left (tasks past the drain's bound) is dropped
             // with the runtime, before `wait` hears that this shard is done.
             drop(runtime);
             let _ = done_tx.send(());
@@ -171,6 +215,7 @@ async fn start_shard(
         ctx,
         load,
         conns,
+        tracker,
         done: std::sync::Mutex::new(Some(done_rx)),
     })
 }
@@ -185,18 +230,19 @@ impl Drop for LoadGuard {
     }
 }
 
-/// A shard's loop: serves the connections handed to it until shutdown,
-/// then waits (bounded) for them to close.
+/// A shard's loop: serves the connections handed to it until the drain
+/// is over (the drain closes them), then waits for them to end until the
+/// drain's bound.
 async fn serve_shard(
     mut incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     ctx: Arc<SessionContext>,
     load: Arc<AtomicUsize>,
-    limit: Duration,
+    tracker: TaskTracker,
+    abort: CancellationToken,
 ) {
-    let tracker = TaskTracker::new();
     loop {
         let next = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.stop.cancelled() => break,
             next = incoming.recv() => next,
         };
         let Some((std_stream, peer)) = next else {
@@ -218,16 +264,11 @@ async fn serve_shard(
             serve_connection(stream, peer, ctx.clone(), tracker.clone(), guard).instrument(span),
         );
     }
-    // Connections learn of the shutdown through their outboxes: each
-    // flushes what it was sent, then closes with 1001.
-    ctx.hub
-        .each_connection(|outbox| outbox.close(CloseReason::GoingAway));
     tracker.close();
-    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
-        warn!(
-            open = tracker.len(),
-            "shutdown timeout: leaving connections behind"
-        );
+    tokio::select! {
+        () = tracker.wait() => {}
+        // The drain logs what it left behind.
+        () = abort.cancelled() => {}
     }
 }
 
@@ -257,10 +298,10 @@ async fn accept_loop(
     listener: TcpListener,
     shards: Arc<[Shard]>,
     send_buffer: usize,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let mut next = 0usize;
-    while let Some((stream, peer)) = accept_next(&listener, &shutdown).await {
+    while let Some((stream, peer)) = accept_next(&listener, &stop).await {
         let _ = stream.set_nodelay(true);
         if send_buffer > 0 {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
@@ -283,14 +324,14 @@ async fn accept_loop(
         let shard = &shards[pick];
         shard.load.fetch_add(1, Ordering::Relaxed);
         if shard.conns.send((std_stream, peer)).is_err() {
-            // The shard has stopped: shutdown is under way.
+            // The shard has stopped: the drain is over.
             shard.load.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
 /// Serves one connection's HTTP (and, after an upgrade, its WebSocket
-/// session) until it ends or shutdown finishes it gracefully.
+/// session) until it ends or the end of the drain finishes it gracefully.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -306,9 +347,11 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
+    // Plain HTTP goes on during the drain, so probes see `/readyz` 503 and
+    // scrapes see the drain; it ends with the drain.
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = ctx.shutdown.cancelled() => {
+        _ = ctx.stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }

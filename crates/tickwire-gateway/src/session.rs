@@ -20,7 +20,12 @@ use crate::outbox::{CloseReason, Outbox, SlotId};
 pub(crate) struct SessionContext {
     pub(crate) hub: Arc<Hub>,
     pub(crate) config: GatewayConfig,
-    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the drain begins: `/readyz` turns 503 and upgrades
+    /// are refused, while open connections are served until their turn.
+    pub(crate) drain: CancellationToken,
+    /// Cancelled when the drain is over: the listener closes, HTTP
+    /// connections end, the hub's tasks stop.
+    pub(crate) stop: CancellationToken,
     /// Metric handles every writer of this shard records to (shared: a
     /// copy per connection would cost ~100 bytes of each idle one).
     pub(crate) writer_metrics: WriterMetrics,

@@ -333,7 +333,7 @@ fn sub_exits_quietly_when_stdout_closes() {
 }
 
 #[test]
-fn sigterm_drains_and_clients_see_going_away() {
+fn sigterm_drains_and_clients_see_service_restart() {
     let server = start_server();
     let mut sub = tickwire(&["sub", "coinbase:BTC-USD", "--url", &server.ws_url])
         .stdout(Stdio::piped())
@@ -363,7 +363,10 @@ fn sigterm_drains_and_clients_see_going_away() {
     let sub_status = sub.wait();
     let stderr = err.join().expect("stderr");
     assert_eq!(sub_status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("1001"), "close code shown: {stderr}");
+    assert!(
+        stderr.contains("1012 (service restart: reconnect)"),
+        "close code shown: {stderr}"
+    );
 }
 
 #[test]

@@ -69,7 +69,12 @@ impl Stack {
             tickwire_ingest::spawn_feeds(&FeedsConfig::Venue(feed), bus.clone(), shutdown.clone())
                 .expect("feed");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let gateway = Gateway::start(listener, bus, GatewayConfig::default(), shutdown.clone())
+        // `stop` closes every client at once (tests/drain.rs tests the spread).
+        let config = GatewayConfig {
+            drain_window_ms: 0,
+            ..GatewayConfig::default()
+        };
+        let gateway = Gateway::start(listener, bus, config, shutdown.clone())
             .await
             .expect("gateway");
         Self {

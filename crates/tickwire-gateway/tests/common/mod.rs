@@ -55,6 +55,9 @@ impl Server {
         if config.shards == 0 {
             config.shards = 1;
         }
+        // `stop` closes everyone at once: the spread of a drain is tested
+        // with the binary (crates/tickwire/tests/drain.rs).
+        config.drain_window_ms = 0;
         tickwire_gateway::install_metrics();
         let bus = Arc::new(MemoryBus::new(bus_config));
         let entries = SYMBOLS

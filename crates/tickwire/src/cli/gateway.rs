@@ -29,9 +29,13 @@ use crate::config::BusKind;
 /// Prints the URL it serves on stdout once it accepts connections. While
 /// Redis is unreachable it keeps every client connection, tells clients
 /// their instruments are stale, answers 503 on /readyz, and reconnects;
-/// when Redis is back it sends fresh snapshots. Ctrl-c or SIGTERM closes
-/// client connections with 1001 and waits for them
-/// (`gateway.shutdown_timeout_ms`); a second signal exits at once.
+/// when Redis is back it sends fresh snapshots. Ctrl-c or SIGTERM drains:
+/// /readyz answers 503 and new WebSocket clients are refused at once,
+/// connected clients keep their data until their turn to be closed with
+/// 1012 (service restart), the turns spread over `gateway.drain_window_ms`
+/// so they do not all reconnect in the same second; the process exits
+/// within `drain_window_ms + shutdown_timeout_ms`. A second signal exits
+/// at once.
 ///
 /// Configuration: as for `tickwire run` (`listen`, [gateway], [bus]).
 #[derive(Debug, Args)]
@@ -81,7 +85,10 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     common::announce(gateway.local_addr());
 
     let signal = signals.next().await;
-    info!(signal, "shutting down: closing connections");
+    info!(
+        signal,
+        "shutting down: draining clients (a second signal exits at once)"
+    );
     shutdown.cancel();
     Ok(common::drain(&mut signals, gateway.wait()).await)
 }

@@ -26,9 +26,12 @@ use crate::bus;
 /// redis://HOST:PORT (or redis-cluster://...) the same process publishes
 /// onto Redis and serves from it, like one `tickwire ingest` plus one
 /// `tickwire gateway`. Prints the URL it serves on stdout once it accepts
-/// connections. Ctrl-c or SIGTERM closes client connections with 1001 and
-/// waits for them (`gateway.shutdown_timeout_ms`); a second signal exits at
-/// once.
+/// connections. Ctrl-c or SIGTERM drains: /readyz answers 503 and new
+/// WebSocket clients are refused at once, connected clients keep their
+/// data until their turn to be closed with 1012 (service restart), the
+/// turns spread over `gateway.drain_window_ms`; then the feeds stop and
+/// the process exits, within `drain_window_ms + shutdown_timeout_ms`. A
+/// second signal exits at once.
 ///
 /// Configuration: `--config FILE` (a `tickwire.toml` with `listen` and the
 /// tables [gateway], [bus], [feeds]); every key can be overridden by an
@@ -101,15 +104,18 @@ async fn serve_with(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let connected = bus::connect(&config.bus).await?;
 
-    let shutdown = CancellationToken::new();
-    // Whatever fails below, the feeds already spawned stop with us.
-    let _stop_on_exit = shutdown.clone().drop_guard();
-    let feeds_tasks = common::spawn_feeds(&feeds, &connected.bus, &shutdown)?;
+    // Two stops: clients keep live data while they are drained, so the
+    // feeds stop only once the gateway is done.
+    let drain = CancellationToken::new();
+    let stop_feeds = CancellationToken::new();
+    // Whatever fails below, what was already spawned stops with us.
+    let _stop_on_exit = (drain.clone().drop_guard(), stop_feeds.clone().drop_guard());
+    let feeds_tasks = common::spawn_feeds(&feeds, &connected.bus, &stop_feeds)?;
     let gateway = Gateway::start(
         listener,
         connected.bus.clone(),
         config.gateway,
-        shutdown.clone(),
+        drain.clone(),
     )
     .await
     .context("cannot start the gateway")?;
@@ -117,10 +123,14 @@ async fn serve_with(
     common::announce(gateway.local_addr());
 
     let signal = signals.next().await;
-    info!(signal, "shutting down: closing connections");
-    shutdown.cancel();
+    info!(
+        signal,
+        "shutting down: draining clients, then the feeds (a second signal exits at once)"
+    );
+    drain.cancel();
     let drained = async {
         gateway.wait().await;
+        stop_feeds.cancel();
         common::join_feeds(feeds_tasks).await;
         connected.flush().await;
     };

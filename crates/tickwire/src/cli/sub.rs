@@ -459,7 +459,7 @@ fn close_code_name(code: u16) -> &'static str {
         1008 => "policy violation",
         1009 => "message too big",
         1011 => "internal error",
-        1012 => "service restart",
+        1012 => "service restart: reconnect",
         4001 => "unauthorized",
         4008 => "slow consumer",
         4029 => "rate limited",
@@ -640,6 +640,14 @@ mod tests {
         assert_eq!(
             closed_message("ws://h/v1/ws", Some(&frame)),
             "server closed the connection to ws://h/v1/ws: 1001 (going away: server shutting down)"
+        );
+        let frame = CloseFrame {
+            code: CloseCode::Restart,
+            reason: "service restart".into(),
+        };
+        assert_eq!(
+            closed_message("ws://h/v1/ws", Some(&frame)),
+            "server closed the connection to ws://h/v1/ws: 1012 (service restart: reconnect): service restart"
         );
     }
 }

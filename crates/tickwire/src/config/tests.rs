@@ -138,6 +138,18 @@ fn env_overrides_file() {
 }
 
 #[test]
+fn drain_window_from_file_and_env() {
+    assert_eq!(Config::default().gateway.drain_window_ms, 5000);
+    let text = "[gateway]\ndrain_window_ms = 0\n";
+    let c = from_text(text, &[]).expect("valid").config;
+    assert_eq!(c.gateway.drain_window_ms, 0);
+    let c = from_text(text, &[("TICKWIRE_GATEWAY_DRAIN_WINDOW_MS", "3000")])
+        .expect("valid")
+        .config;
+    assert_eq!(c.gateway.drain_window_ms, 3000);
+}
+
+#[test]
 fn env_without_file() {
     let c = load(None, env(&[("TICKWIRE_BUS_KIND", "memory")]), &[])
         .expect("valid")
@@ -448,6 +460,7 @@ fn readme_example_is_valid_and_shows_the_defaults() {
         "control_queue_len",
         "max_batch_bytes",
         "shutdown_timeout_ms",
+        "drain_window_ms",
         "shards",
         "send_buffer_bytes",
         "coalesce_us",

@@ -187,6 +187,20 @@ impl Proc {
         }
     }
 
+    /// Sends a signal (`kill -SIG`: `"TERM"`, `"INT"`) without waiting.
+    pub fn signal(&self, sig: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{sig} {}", self.name);
+    }
+
+    /// Its exit status if it has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// The process's name and where its log is.
     pub fn describe(&self) -> String {
         format!("{} log: {}", self.name, self.log.display())
