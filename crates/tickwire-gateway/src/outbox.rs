@@ -88,7 +88,7 @@ impl CloseReason {
         CloseReason::SlowConsumer,
         CloseReason::MessageTooBig,
         CloseReason::RateLimited,
-        CloseReason::GoingAway,
+        CloseReason::ServiceRestart,
         CloseReason::ProtocolError,
         CloseReason::InvalidPayload,
         CloseReason::Ended,

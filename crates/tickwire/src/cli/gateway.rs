@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use tickwire_gateway::Gateway;
 use tokio::net::TcpListener;
@@ -13,7 +13,6 @@ use tracing::info;
 
 use super::common::{self, ConfigArgs};
 use crate::bus;
-use crate::config::BusKind;
 
 /// Serve clients from a Redis bus: WebSocket, HTTP and metrics, no feeds.
 ///
@@ -59,12 +58,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         return super::check::check(super::check::Role::Gateway, &args.common, args.listen, &[]);
     }
     let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
-    if config.bus.kind != BusKind::Redis {
-        bail!(
-            "`tickwire gateway` is fed from Redis: pass --bus redis://HOST:PORT (or set \
-             `bus.kind = \"redis\"` and `bus.url`); `tickwire run` serves the memory bus"
-        );
-    }
+    common::require_redis(&config, "gateway")?;
     info!(
         file = %common::describe_file(&args.common),
         listen = %config.listen,
