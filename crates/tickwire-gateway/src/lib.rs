@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outbox;
 mod server;
 mod session;
+mod web;
 mod ws;
 
 pub use config::GatewayConfig;
