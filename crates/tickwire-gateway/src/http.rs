@@ -1,6 +1,6 @@
 //! HTTP on the gateway's port: the WebSocket upgrade at `/v1/ws`, health
 //! and readiness, Prometheus metrics, the symbol list, REST snapshots and
-//! the web page at `/`.
+//! the web ticker board at `/` (its files are in [`crate::web`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,9 +22,6 @@ use tracing::{Instrument as _, debug};
 use crate::conn::{Conn, ConnOptions};
 use crate::server::LoadGuard;
 use crate::session::SessionContext;
-
-/// The page served at `/`.
-const INDEX_HTML: &str = include_str!("../../../dashboards/web/index.html");
 
 type Body = Full<Bytes>;
 
@@ -79,12 +76,11 @@ pub(crate) async fn handle(
                 protocol::symbols(None, catalogue.iter().map(|(i, c)| (i, c.as_slice()))),
             )
         }
-        "/" | "/index.html" => Response::builder()
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .body(Full::new(Bytes::from_static(INDEX_HTML.as_bytes())))
-            .unwrap_or_default(),
         p if p.starts_with("/v1/snapshot/") => snapshot(&p["/v1/snapshot/".len()..], &ctx).await,
-        _ => json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        p => match crate::web::lookup(p) {
+            Some(asset) => crate::web::respond(asset, req.headers()),
+            None => json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+        },
     };
     Ok(response)
 }

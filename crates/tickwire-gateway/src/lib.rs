@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outbox;
 mod server;
 mod session;
+mod web;
 mod ws;
 
 pub use config::GatewayConfig;

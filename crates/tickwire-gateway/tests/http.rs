@@ -259,3 +259,24 @@ async fn root_serves_the_web_page() {
     assert!(ctype.starts_with("text/html"), "{ctype:?}");
     assert!(body.contains("tickwire"), "the page names tickwire");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_page_loads_its_script_and_styles_from_the_binary() {
+    let server = Server::start(GatewayConfig::default()).await;
+    let (_, _, page) = http_get(&server, "/").await;
+    for (path, kind) in [
+        ("/board.js", "text/javascript"),
+        ("/decimal.js", "text/javascript"),
+        ("/book.js", "text/javascript"),
+        ("/board.css", "text/css"),
+    ] {
+        assert!(
+            page.contains(&format!("\"{}\"", &path[1..])),
+            "the page links {path}"
+        );
+        let (status, ctype, body) = http_get(&server, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(ctype.starts_with(kind), "{path}: {ctype:?}");
+        assert!(body.len() > 1000, "{path}: {} bytes", body.len());
+    }
+}
