@@ -184,7 +184,7 @@ try {
   await page.screenshot({ path: join(outdir, "depth.png") });
   log("depth.png saved");
 
-  // The server goes away (SIGTERM: close 1001) and comes back on the same
+  // The server drains (SIGTERM: close 1012, service restart) and comes back on the same
   // port: the board says so, greys every row, reconnects by itself and
   // subscribes everything again, the open book included.
   const bookTime = await page.textContent("#depth-time");
@@ -193,7 +193,7 @@ try {
   await page.waitForFunction(
     (sel) =>
       document.getElementById("conn").classList.contains("conn-reconnecting") &&
-      document.getElementById("conn-text").textContent.startsWith("closed 1001") &&
+      document.getElementById("conn-text").textContent.startsWith("closed 1012") &&
       document.querySelector(sel).dataset.state === "unknown",
     row,
     { timeout: STATE_CHANGE_MS },
