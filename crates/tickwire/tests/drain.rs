@@ -382,6 +382,11 @@ async fn sigterm_closes_every_client_with_1012_spread_over_the_window() {
         per_second.values().all(|&n| n <= CLIENTS / 2),
         "closes per second after the first: {per_second:?}"
     );
+    eprintln!(
+        "drain: {CLIENTS} closes from {first:?} to {last:?} after the signal \
+         (window {window:?}), per second {per_second:?}, exit {:?} after the signal",
+        exited.duration_since(signalled)
+    );
 
     let late = &seen[CLIENTS - 1];
     assert!(
