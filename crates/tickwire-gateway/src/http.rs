@@ -15,11 +15,12 @@ use tickwire_model::protocol::{self, ErrorCode};
 use tickwire_model::wire::JsonWriter;
 use tickwire_model::{Channel, Instrument, Topic};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, debug};
 
-use crate::conn::{Conn, ConnOptions};
+use crate::conn::{Conn, ConnOptions, Io};
 use crate::server::LoadGuard;
 use crate::session::SessionContext;
 
@@ -189,23 +190,22 @@ fn upgrade(
             // Our own framing runs on the bare socket (hyper's buffers and its
             // boxed I/O are dropped here); bytes the client sent right after
             // the handshake come along in `read_buf`.
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    let conn = Conn::new(
-                        parts.io.into_inner(),
-                        &parts.read_buf,
-                        ctx,
-                        id,
-                        ConnOptions { batch },
-                        load,
-                    );
-                    // A task of its own, so it holds only the connection: this
-                    // one's state (hyper's upgrade future, and `read_buf`, a
-                    // view that would pin hyper's whole read buffer) ends here.
-                    conns.spawn(conn.in_current_span());
-                }
-                Err(_) => debug!("upgraded connection is not a TCP stream"),
-            }
+            let (io, read_buf) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => (Io::Plain(parts.io.into_inner()), parts.read_buf),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                    Ok(parts) => (Io::Tls(Box::new(parts.io.into_inner())), parts.read_buf),
+                    Err(_) => {
+                        debug!("upgraded connection is neither TCP nor TLS over TCP");
+                        return;
+                    }
+                },
+            };
+            let conn = Conn::new(io, &read_buf, ctx, id, ConnOptions { batch }, load);
+            drop(read_buf);
+            // A task of its own, so it holds only the connection: this
+            // one's state (hyper's upgrade future, and `read_buf`, a view
+            // that would pin hyper's whole read buffer) ends here.
+            conns.spawn(conn.in_current_span());
         }
         .in_current_span(),
     );

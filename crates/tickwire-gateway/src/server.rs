@@ -35,6 +35,7 @@ use crate::{Error, Result, http};
 /// A running gateway.
 pub struct Gateway {
     addr: SocketAddr,
+    tls: bool,
     shards: Arc<[Shard]>,
     accept: JoinHandle<()>,
     drain: JoinHandle<()>,
@@ -73,9 +74,29 @@ impl Gateway {
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
         };
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let tls = Arc::new(crate::tls::Tls::load(cert, key).map_err(Error::Config)?);
+                tokio::spawn(tls.clone().watch(
+                    Duration::from_millis(config.tls_reload_poll_ms),
+                    tokens.stop.clone(),
+                ));
+                Some(tls)
+            }
+            _ => None,
+        };
         let mut shards = Vec::new();
         for index in 0..config.shard_count() {
-            shards.push(start_shard(index, bus.clone(), config.clone(), tokens.clone()).await?);
+            shards.push(
+                start_shard(
+                    index,
+                    bus.clone(),
+                    config.clone(),
+                    tokens.clone(),
+                    tls.clone(),
+                )
+                .await?,
+            );
         }
         let shards: Arc<[Shard]> = shards.into();
         let accept = tokio::spawn(accept_loop(
@@ -96,13 +117,19 @@ impl Gateway {
             shutdown.cancelled().await;
             drain.run().await;
         });
-        info!(%addr, shards = shards.len(), "gateway listening");
+        info!(%addr, shards = shards.len(), tls = tls.is_some(), "gateway listening");
         Ok(Self {
             addr,
+            tls: tls.is_some(),
             shards,
             accept,
             drain,
         })
+    }
+
+    /// Whether the listener speaks TLS (`https://`, `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The address actually bound (useful with port 0).
@@ -167,6 +194,7 @@ async fn start_shard(
     bus: Arc<dyn Bus>,
     config: GatewayConfig,
     tokens: Tokens,
+    tls: Option<Arc<crate::tls::Tls>>,
 ) -> Result<Shard> {
     let (conns, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -195,6 +223,7 @@ async fn start_shard(
                     drain: tokens.drain,
                     stop: tokens.stop,
                     writer_metrics: crate::metrics::WriterMetrics::new(),
+                    tls,
                     epoch: std::time::Instant::now(),
                 });
                 tokio::spawn(crate::conn::sweep(ctx.clone()));
@@ -330,8 +359,9 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection's HTTP (and, after an upgrade, its WebSocket
-/// session) until it ends or the end of the drain finishes it gracefully.
+/// Serves one connection: its TLS handshake first when TLS is on (here in
+/// the connection's task, bounded by `tls_handshake_timeout_ms`, so a slow
+/// or silent client holds up no one else), then its HTTP.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -339,6 +369,32 @@ async fn serve_connection(
     tracker: TaskTracker,
     load: Arc<LoadGuard>,
 ) {
+    let Some(tls) = ctx.tls.clone() else {
+        return serve_http(stream, peer, ctx, tracker, load).await;
+    };
+    let timeout = Duration::from_millis(ctx.config.tls_handshake_timeout_ms);
+    let handshake = tokio::select! {
+        h = tokio::time::timeout(timeout, tls.acceptor.accept(stream)) => h,
+        _ = ctx.stop.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_http(stream, peer, ctx, tracker, load).await,
+        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves one connection's HTTP (and, after an upgrade, its WebSocket
+/// session) until it ends or the end of the drain finishes it gracefully.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    ctx: Arc<SessionContext>,
+    tracker: TaskTracker,
+    load: Arc<LoadGuard>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let ctx = ctx.clone();
         service_fn(move |req| http::handle(req, ctx.clone(), tracker.clone(), load.clone()))

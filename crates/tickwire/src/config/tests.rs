@@ -464,6 +464,8 @@ fn readme_example_is_valid_and_shows_the_defaults() {
         "shards",
         "send_buffer_bytes",
         "coalesce_us",
+        "tls_reload_poll_ms",
+        "tls_handshake_timeout_ms",
         "prefix",
         "history_len",
         "subscriber_capacity",
