@@ -110,6 +110,9 @@ impl Io {
 pub(crate) struct ConnOptions {
     /// `?batch=1`: several objects per frame, newline-separated.
     pub(crate) batch: bool,
+    /// `/v1/echo`: messages are sent back instead of read as requests,
+    /// and no `hello` is sent.
+    pub(crate) echo: bool,
 }
 
 /// Rounds of work one poll may do before yielding to other tasks, so a
@@ -212,10 +215,12 @@ impl Conn {
             max_message_bytes: ctx.config.max_message_bytes,
         };
         let server = concat!("tickwire/", env!("CARGO_PKG_VERSION"));
-        push(
-            &outbox,
-            protocol::hello(server, ctx.config.heartbeat_ms, &limits),
-        );
+        if !opts.echo {
+            push(
+                &outbox,
+                protocol::hello(server, ctx.config.heartbeat_ms, &limits),
+            );
+        }
         // Upgraded just as the drain began: it may have missed the drain's
         // list of connections, and upgrades are refused from now on, so
         // it goes at once (after its hello) rather than at a turn.
@@ -526,6 +531,16 @@ impl Conn {
             return false;
         }
         match event {
+            // The echo route: the decoder has applied the frame, size and
+            // UTF-8 rules already, and `READ_PAUSE_BYTES` bounds what a
+            // client that does not read can queue.
+            Event::Text(text) if self.opts.echo => {
+                // The decoder checked it is UTF-8.
+                if let Ok(text) = std::str::from_utf8(&text) {
+                    ws::text(&mut self.out, text);
+                }
+            }
+            Event::Binary(data) if self.opts.echo => ws::binary(&mut self.out, &data),
             Event::Text(text) => {
                 let Some(mut session) = self.session.take() else {
                     return false;
@@ -540,7 +555,7 @@ impl Conn {
                     Poll::Pending => self.request = Some(request),
                 }
             }
-            Event::Binary => {
+            Event::Binary(_) => {
                 if let Some(session) = self.session.as_mut() {
                     session.on_binary();
                 }

@@ -44,7 +44,8 @@ pub(crate) async fn handle(
     }
     let path = req.uri().path().to_owned();
     let response = match path.as_str() {
-        "/v1/ws" => upgrade(req, ctx, tracker, load),
+        "/v1/ws" => upgrade(req, ctx, tracker, load, false),
+        "/v1/echo" if ctx.config.echo_route => upgrade(req, ctx, tracker, load, true),
         "/healthz" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
         "/readyz" => {
             if ctx.drain.is_cancelled() {
@@ -135,6 +136,7 @@ fn upgrade(
     ctx: Arc<SessionContext>,
     tracker: TaskTracker,
     load: Arc<LoadGuard>,
+    echo: bool,
 ) -> Response<Body> {
     if ctx.drain.is_cancelled() {
         return draining();
@@ -200,7 +202,7 @@ fn upgrade(
                     }
                 },
             };
-            let conn = Conn::new(io, &read_buf, ctx, id, ConnOptions { batch }, load);
+            let conn = Conn::new(io, &read_buf, ctx, id, ConnOptions { batch, echo }, load);
             drop(read_buf);
             // A task of its own, so it holds only the connection: this
             // one's state (hyper's upgrade future, and `read_buf`, a view

@@ -466,6 +466,7 @@ fn readme_example_is_valid_and_shows_the_defaults() {
         "coalesce_us",
         "tls_reload_poll_ms",
         "tls_handshake_timeout_ms",
+        "echo_route",
         "prefix",
         "history_len",
         "subscriber_capacity",
