@@ -149,18 +149,21 @@ fn install(dir: &Dir, name: &str) {
     }
 }
 
-/// `tickwire run` with TLS from `dir/server.{pem,key}`; its address.
-fn start(name: &str, dir: &Dir, poll_ms: &str) -> (Proc, String) {
+/// `tickwire run` with TLS from `dir/server.{pem,key}` and `extra`
+/// settings; its address.
+fn start(name: &str, dir: &Dir, poll_ms: &str, extra: &[(&str, &str)]) -> (Proc, String) {
     let cert = dir.path("server.pem");
     let key = dir.path("server.key");
+    let mut envs = vec![
+        ("TICKWIRE_GATEWAY_TLS_CERT_FILE", s(&cert)),
+        ("TICKWIRE_GATEWAY_TLS_KEY_FILE", s(&key)),
+        ("TICKWIRE_GATEWAY_TLS_RELOAD_POLL_MS", poll_ms),
+    ];
+    envs.extend_from_slice(extra);
     let proc = Proc::start(
         name,
         &["run", "--listen", "127.0.0.1:0", "--feeds", DEMO_FEEDS],
-        &[
-            ("TICKWIRE_GATEWAY_TLS_CERT_FILE", s(&cert)),
-            ("TICKWIRE_GATEWAY_TLS_KEY_FILE", s(&key)),
-            ("TICKWIRE_GATEWAY_TLS_RELOAD_POLL_MS", poll_ms),
-        ],
+        &envs,
     );
     // "tickwire serving on https://127.0.0.1:PORT (wss://127.0.0.1:PORT/v1/ws)"
     let addr = proc
@@ -289,7 +292,7 @@ async fn wss_and_https_with_reload_on_sighup_keeping_old_connections() {
     let two = make_server_cert(&dir, "two");
     install(&dir, "one");
     // No file watch within the test's time: only SIGHUP reloads.
-    let (proc, addr) = start("tls-sighup", &dir, "3600000");
+    let (proc, addr) = start("tls-sighup", &dir, "3600000", &[]);
     until_ready(&addr, &dir).await;
 
     let (healthz, presented) = https_get(&addr, &dir, "/healthz").await;
@@ -364,7 +367,7 @@ async fn a_changed_file_is_picked_up_by_the_watch() {
     let one = make_server_cert(&dir, "one");
     let two = make_server_cert(&dir, "two");
     install(&dir, "one");
-    let (_proc, addr) = start("tls-watch", &dir, "200");
+    let (_proc, addr) = start("tls-watch", &dir, "200", &[]);
     until_ready(&addr, &dir).await;
     assert_eq!(https_get(&addr, &dir, "/healthz").await.1, one);
     // Modification times can have a coarse grain: make sure they move.
@@ -380,5 +383,81 @@ async fn a_changed_file_is_picked_up_by_the_watch() {
             "the file watch did not load the new certificate"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn silent_handshakes_time_out_and_big_messages_cross_tls_whole() {
+    let dir = Dir::new("limits");
+    make_ca(&dir);
+    make_server_cert(&dir, "one");
+    install(&dir, "one");
+    let (_proc, addr) = start(
+        "tls-limits",
+        &dir,
+        "3600000",
+        &[
+            ("TICKWIRE_GATEWAY_TLS_HANDSHAKE_TIMEOUT_MS", "500"),
+            ("TICKWIRE_GATEWAY_ECHO_ROUTE", "true"),
+            ("TICKWIRE_GATEWAY_MAX_MESSAGE_BYTES", "4194304"),
+        ],
+    );
+    until_ready(&addr, &dir).await;
+
+    // A client that never starts its handshake is dropped at the timeout
+    // (the read ends), and holds up no one meanwhile.
+    let mut silent = TcpStream::connect(&addr).await.expect("connect");
+    let (status, _) = https_get(&addr, &dir, "/healthz").await;
+    assert_eq!(status, 200);
+    let mut buf = Vec::new();
+    let ended = tokio::time::timeout(WAIT, silent.read_to_end(&mut buf)).await;
+    assert!(ended.is_ok(), "a silent TLS client was not dropped");
+    assert!(buf.is_empty(), "nothing is sent before a handshake");
+
+    // Messages far larger than a TLS record and rustls's buffer come back
+    // whole over wss: the writer's partial writes and flushes work.
+    let (stream, _) = tls_connect(&addr, &dir).await;
+    let (ws, _) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async("wss://localhost/v1/echo", stream),
+    )
+    .await
+    .expect("WebSocket handshake timed out")
+    .expect("WebSocket handshake");
+    let big: Vec<Vec<u8>> = (0..3u8)
+        .map(|k| (0..1_000_000u32).map(|i| (i % 251) as u8 ^ k).collect())
+        .collect();
+    // Sent and read at once: the server stops reading while its echo is
+    // unread, so a client that sends everything first could block.
+    let (mut tx, mut rx) = ws.split();
+    let send = async {
+        for message in &big {
+            tx.send(Message::binary(message.clone()))
+                .await
+                .expect("send");
+        }
+        tx.send(Message::text("done")).await.expect("send");
+    };
+    let receive = async {
+        let mut got = Vec::new();
+        for _ in 0..10_000 {
+            match rx.next().await {
+                Some(Ok(Message::Binary(b))) => got.push(b),
+                Some(Ok(Message::Text(t))) => {
+                    assert_eq!(t.as_str(), "done");
+                    return got;
+                }
+                Some(Ok(Message::Ping(_))) => {}
+                other => panic!("waiting for the echo: {other:?}"),
+            }
+        }
+        panic!("no end of the echo");
+    };
+    let ((), got) = tokio::time::timeout(WAIT, async { tokio::join!(send, receive) })
+        .await
+        .expect("echo over wss within WAIT");
+    assert_eq!(got.len(), big.len());
+    for (echoed, sent) in got.iter().zip(&big) {
+        assert!(echoed[..] == sent[..], "echo differs");
     }
 }
