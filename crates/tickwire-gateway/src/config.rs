@@ -71,6 +71,11 @@ pub struct GatewayConfig {
     /// clients receiving more than one update per interval. 0 writes every
     /// update as soon as it is offered. Default 1000.
     pub coalesce_us: u64,
+    /// Credentials and entitlements, from the `[auth]` table (set by the
+    /// binary, not read from `[gateway]`). Default none: every client is
+    /// served anonymously with every entitlement.
+    #[serde(skip)]
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
 }
 
 impl Default for GatewayConfig {
@@ -90,6 +95,7 @@ impl Default for GatewayConfig {
             shards: 0,
             send_buffer_bytes: 64 << 10,
             coalesce_us: 1000,
+            auth: None,
         }
     }
 }

@@ -41,6 +41,23 @@ pub(crate) struct ConfigArgs {
     bus: Option<String>,
 }
 
+/// The gateway settings with `[auth]` built in; `anonymous_default` is
+/// the command's choice when `auth.anonymous` is not set.
+pub(crate) fn gateway_config(
+    config: &Config,
+    anonymous_default: bool,
+) -> anyhow::Result<tickwire_gateway::GatewayConfig> {
+    let auth = tickwire_gateway::auth::Authenticator::new(&config.auth, anonymous_default)
+        .context("invalid [auth]")?;
+    if !auth.anonymous() && config.auth.keys.is_empty() && config.auth.jwt.is_none() {
+        warn!("anonymous access is off and no key or JWT is configured: every client is refused");
+    }
+    Ok(tickwire_gateway::GatewayConfig {
+        auth: Some(std::sync::Arc::new(auth)),
+        ..config.gateway.clone()
+    })
+}
+
 /// What every command that serves clients does first: the metrics
 /// recorder, the signal handlers, and the configuration with `--listen`
 /// applied.
