@@ -286,6 +286,24 @@ impl Signals {
 mod tests {
     use super::*;
 
+    #[test]
+    fn anonymous_access_is_on_for_run_and_off_for_gateway_unless_configured() {
+        let anonymous = |config: &Config, default| {
+            gateway_config(config, default)
+                .expect("valid")
+                .auth
+                .expect("auth is always set by the binary")
+                .anonymous()
+        };
+        let mut config = Config::default();
+        assert!(anonymous(&config, true), "run");
+        assert!(!anonymous(&config, false), "gateway");
+        config.auth.anonymous = Some(true);
+        assert!(anonymous(&config, false), "configured on");
+        config.auth.anonymous = Some(false);
+        assert!(!anonymous(&config, true), "configured off");
+    }
+
     fn feeds(name: &str, symbols: &[&str]) -> Feeds {
         let instruments: String = symbols
             .iter()
