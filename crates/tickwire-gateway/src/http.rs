@@ -160,7 +160,15 @@ async fn snapshot(rest: &str, ctx: &SessionContext, ent: &Entitlements) -> Respo
             );
         }
     };
-    match ctx.hub.last(&Topic::new(served, channel)).await {
+    let topic = Topic::new(served, channel);
+    let last = match ent.delay_secs {
+        0 => ctx.hub.last(&topic).await,
+        secs => {
+            let delay = std::time::Duration::from_secs(u64::from(secs));
+            ctx.hub.last_delayed(&topic, delay).await
+        }
+    };
+    match last {
         Some(update) => json(StatusCode::OK, update.bytes().clone()),
         None => json_error(
             StatusCode::NOT_FOUND,

@@ -330,6 +330,15 @@ impl Session {
             return;
         }
         let throttle = Duration::from_millis(u64::from(req.throttle_ms.max(ent.min_throttle_ms)));
+        if ent.delay_secs > 0 && !req.from_seq.is_empty() {
+            // History is realtime: replaying it would skip the delay.
+            self.reply_error(
+                req.id.as_ref(),
+                ErrorCode::Forbidden,
+                "from_seq is not available on the delayed tier",
+            );
+            return;
+        }
         let max_subscriptions = ent
             .max_subscriptions
             .map_or(self.ctx.config.max_subscriptions, |m| {
@@ -376,7 +385,16 @@ impl Session {
                 outbox: self.outbox.clone(),
                 slot,
             };
-            self.ctx.hub.subscribe(&topic, sub, start).await;
+            if ent.delay_secs > 0 {
+                let delay = Duration::from_secs(u64::from(ent.delay_secs));
+                let snapshot = start == Start::Snapshot;
+                self.ctx
+                    .hub
+                    .subscribe_delayed(&topic, sub, delay, snapshot)
+                    .await;
+            } else {
+                self.ctx.hub.subscribe(&topic, sub, start).await;
+            }
             opened.push((topic, slot, from_seq));
         }
         // The ack goes out once every topic is registered, and before any

@@ -128,12 +128,18 @@ name = "cb"
 hash = "{cb}"
 entitlements = {{ instruments = ["coinbase:*"], channels = ["quote", "trade"], min_throttle_ms = 300, max_subscriptions = 2, max_connections = 2 }}
 
+[[auth.keys]]
+name = "late"
+hash = "{late}"
+entitlements = {{ delay_secs = 2 }}
+
 [auth.jwt]
 hs256_secret = "{HS_SECRET}"
 issuer = "{ISSUER}"
 {rs}"#,
         full = sha256_hex("full-key"),
         cb = sha256_hex("cb-key"),
+        late = sha256_hex("late-key"),
     )
 }
 
@@ -596,6 +602,82 @@ async fn connections_per_key_are_capped_and_released() {
         assert!(Instant::now() < end, "the slot never came back: {seen:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[tokio::test]
+async fn delayed_tier_serves_updates_at_least_the_delay_late() {
+    let _serial = common::serial().await;
+    let server = start("auth-delayed", &standard_config(None));
+    let mut full = connect(&server, Some("full-key"), "").await;
+    assert_served(&mut full, "coinbase:BTC-USD").await;
+
+    // Two delayed clients on one topic (they share the topic's line).
+    let mut lates = Vec::new();
+    for _ in 0..2 {
+        let mut late = connect(&server, Some("late-key"), "").await;
+        let mut seen = Vec::new();
+        let ack = ask(
+            &mut late,
+            &mut seen,
+            json!({"op":"subscribe","id":1,"channel":"quote","symbols":["coinbase:BTC-USD"]}),
+            |v| v["id"] == 1,
+        )
+        .await;
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        lates.push((late, seen));
+    }
+    // Each update's age on arrival, from the ingest receive time `rx`.
+    let mut ages = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    for (late, seen) in &mut lates {
+        while let Ok(Some(Ok(msg))) =
+            tokio::time::timeout(end.saturating_duration_since(Instant::now()), late.next()).await
+        {
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                if v["type"] == "quote" {
+                    ages.push(now_us().saturating_sub(v["rx"].as_u64().expect("rx")));
+                }
+                seen.push(v);
+            }
+        }
+    }
+    assert!(ages.len() >= 2, "delayed quotes arrive: {ages:?}");
+    for age in &ages {
+        assert!(
+            *age >= 1_950_000,
+            "an update arrived {age} us after ingest, under the 2 s delay"
+        );
+        assert!(*age < 15_000_000, "an update arrived {age} us late");
+    }
+
+    // History would skip the delay: from_seq is refused.
+    let (late, seen) = &mut lates[0];
+    let r = ask(
+        late,
+        seen,
+        json!({"op":"subscribe","id":2,"channel":"trade","symbols":["coinbase:BTC-USD"],"from_seq":{"coinbase:BTC-USD":1}}),
+        |v| v["id"] == 2,
+    )
+    .await;
+    assert_eq!(r["code"], "forbidden", "{r}");
+
+    // The REST snapshot is delayed too.
+    let (status, body) = get(
+        &server.addr,
+        "/v1/snapshot/quote/coinbase:BTC-USD",
+        Some("late-key"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let age = now_us().saturating_sub(body["rx"].as_u64().expect("rx"));
+    assert!(age >= 1_950_000, "REST snapshot {age} us old");
 }
 
 /// `GET path` with an optional bearer token: (status, JSON body).
