@@ -178,6 +178,11 @@ impl DelayLine {
         st.subs.len() < before
     }
 
+    /// The line's subscribers.
+    pub(crate) fn subscribers(&self) -> Vec<Subscriber> {
+        lock(&self.state).subs.clone()
+    }
+
     /// Whether no subscriber is left.
     pub(crate) fn is_empty(&self) -> bool {
         lock(&self.state).subs.is_empty()

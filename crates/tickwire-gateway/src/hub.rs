@@ -69,6 +69,18 @@ struct TopicState {
     lines: Vec<Arc<DelayLine>>,
 }
 
+impl TopicState {
+    /// Realtime and delayed subscribers alike, for status notices (a feed
+    /// going stale is news to both tiers).
+    fn all_subscribers(&self) -> Vec<Subscriber> {
+        let mut all = self.subs.clone();
+        for line in &self.lines {
+            all.extend(line.subscribers());
+        }
+        all
+    }
+}
+
 type Catalogue = BTreeMap<Instrument, Vec<Channel>>;
 
 /// The gateway's fan-out node.
@@ -519,7 +531,7 @@ impl Hub {
                     reason: BUS_DOWN.into(),
                 }
             };
-            let subs = lock(&entry.state).subs.clone();
+            let subs = lock(&entry.state).all_subscribers();
             for s in subs {
                 if told.insert((s.conn, instrument.clone())) {
                     push_status(&s.outbox, &status);
@@ -543,7 +555,7 @@ impl Hub {
         };
         let mut told = HashSet::new();
         for entry in entries {
-            let subs = lock(&entry.state).subs.clone();
+            let subs = lock(&entry.state).all_subscribers();
             for s in subs {
                 if told.insert(s.conn) {
                     push_status(&s.outbox, &status);
