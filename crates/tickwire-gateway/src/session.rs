@@ -202,7 +202,7 @@ impl Session {
                 return;
             }
         };
-        let granted = match (self.auth.get(), request) {
+        let (ent, request) = match (self.auth.get(), request) {
             (None, Request::Auth { id, token }) => {
                 metrics::counter!(m::REQUESTS, "op" => "auth").increment(1);
                 self.authenticate(id.as_ref(), &token);
@@ -222,8 +222,8 @@ impl Session {
             }
             (Some(g), r) => (g.principal.entitlements.clone(), r),
         };
-        let (ent, request) = granted;
         match request {
+            // Answered above, before or after authentication.
             Request::Auth { .. } => {}
             Request::Subscribe(s) => {
                 metrics::counter!(m::REQUESTS, "op" => "subscribe").increment(1);
@@ -236,18 +236,14 @@ impl Session {
             Request::List { id } => {
                 metrics::counter!(m::REQUESTS, "op" => "list").increment(1);
                 let catalogue = self.ctx.hub.catalogue().await;
+                let visible: Vec<(&Instrument, Vec<Channel>)> = catalogue
+                    .iter()
+                    .map(|(i, c)| (i, ent.filter_channels(i, c)))
+                    .filter(|(_, c)| !c.is_empty())
+                    .collect();
                 push(
                     &self.outbox,
-                    protocol::symbols(
-                        id.as_ref(),
-                        catalogue
-                            .iter()
-                            .map(|(i, c)| (i, ent.filter_channels(i, c)))
-                            .filter(|(_, c)| !c.is_empty())
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(|(i, c)| (*i, c.as_slice())),
-                    ),
+                    protocol::symbols(id.as_ref(), visible.iter().map(|(i, c)| (*i, c.as_slice()))),
                 );
             }
             Request::Ping { id } => {
