@@ -196,7 +196,7 @@ start_server() {
         >"$WORK/ingest.out" 2>"$WORK/ingest.err" &
       INGEST_PID=$!
       wait_line "$WORK/ingest.out" 'publishing to' "$INGEST_PID" "tickwire ingest" >/dev/null || exit 1
-      env "${envw[@]}" RUST_LOG=warn \
+      env "${envw[@]}" RUST_LOG=warn TICKWIRE_AUTH_ANONYMOUS=true \
         "$BIN" gateway --bus "redis://127.0.0.1:$REDIS_PORT" --listen 127.0.0.1:0 "${tw_args[@]}" \
         >"$WORK/server.out" 2>"$WORK/server.err" &
       SERVER_PID=$!

@@ -88,6 +88,11 @@ pub struct GatewayConfig {
     /// messages through the same WebSocket stack and limits as `/v1/ws`,
     /// for conformance suites (Autobahn). Default false.
     pub echo_route: bool,
+    /// Credentials and entitlements, from the `[auth]` table (set by the
+    /// binary, not read from `[gateway]`). Default none: every client is
+    /// served anonymously with every entitlement.
+    #[serde(skip)]
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
 }
 
 impl Default for GatewayConfig {
@@ -112,6 +117,7 @@ impl Default for GatewayConfig {
             tls_reload_poll_ms: 5_000,
             tls_handshake_timeout_ms: 10_000,
             echo_route: false,
+            auth: None,
         }
     }
 }

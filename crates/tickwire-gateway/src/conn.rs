@@ -26,6 +26,7 @@ use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
+use crate::auth::{Admission, AuthState, Granted};
 use crate::metrics as m;
 use crate::outbox::{CloseReason, Drained, Frame, Outbox, Pulse};
 use crate::server::LoadGuard;
@@ -199,6 +200,7 @@ impl Conn {
         id: u64,
         opts: ConnOptions,
         load: Arc<LoadGuard>,
+        admission: Admission,
     ) -> Self {
         let outbox = Arc::new(Outbox::new(ctx.config.outbox()));
         outbox
@@ -227,13 +229,14 @@ impl Conn {
         if ctx.drain.is_cancelled() {
             outbox.close(CloseReason::ServiceRestart);
         }
+        let auth = admit(&ctx, &outbox, admission);
         let decoder = (!received.is_empty()).then(|| {
             let mut decoder = Box::<Decoder>::default();
             decoder.extend(received);
             decoder
         });
         Self {
-            session: Some(Session::new(id, ctx.clone(), outbox.clone())),
+            session: Some(Session::new(id, ctx.clone(), outbox.clone(), auth)),
             io,
             ctx,
             outbox,
@@ -671,6 +674,49 @@ impl Drop for Conn {
         if reason == CloseReason::SlowConsumer {
             metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
             info!(conn = self.id, "closed slow consumer");
+        }
+    }
+}
+
+/// The connection's authentication from its upgrade: granted (counted
+/// against the key's connections), refused (closed with 4001 after the
+/// hello), or pending `op:auth`, with a task that closes it with 4001 if
+/// none succeeds within the deadline.
+fn admit(ctx: &SessionContext, outbox: &Arc<Outbox>, admission: Admission) -> Arc<AuthState> {
+    // One shared state for every connection of a gateway without auth, so
+    // an idle connection costs no extra allocation.
+    static OPEN: std::sync::LazyLock<Arc<AuthState>> =
+        std::sync::LazyLock::new(|| Arc::new(AuthState::granted(Granted::anonymous())));
+    let Some(auth) = ctx.config.auth.as_ref() else {
+        return OPEN.clone();
+    };
+    match admission {
+        Admission::Granted(principal) => match auth.acquire(principal) {
+            Some(granted) => Arc::new(AuthState::granted(granted)),
+            None => {
+                outbox.close(CloseReason::TooManyConnections);
+                Arc::new(AuthState::default())
+            }
+        },
+        Admission::Denied => {
+            outbox.close(CloseReason::Unauthorized);
+            Arc::new(AuthState::default())
+        }
+        Admission::Pending => {
+            let state = Arc::new(AuthState::default());
+            let (waiting, outbox, stop) = (state.clone(), outbox.clone(), ctx.stop.clone());
+            let deadline = Duration::from_millis(auth.deadline_ms());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(deadline) => {
+                        if waiting.get().is_none() {
+                            outbox.close(CloseReason::Unauthorized);
+                        }
+                    }
+                    () = stop.cancelled() => {}
+                }
+            });
+            state
         }
     }
 }

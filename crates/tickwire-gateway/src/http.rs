@@ -20,7 +20,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, debug};
 
+use crate::auth::{Admission, request_token};
 use crate::conn::{Conn, ConnOptions, Io};
+use crate::entitle::Entitlements;
 use crate::server::LoadGuard;
 use crate::session::SessionContext;
 
@@ -71,14 +73,25 @@ pub(crate) async fn handle(
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(crate::metrics::render_metrics())))
             .unwrap_or_default(),
-        "/v1/symbols" => {
-            let catalogue = ctx.hub.catalogue().await;
-            json(
-                StatusCode::OK,
-                protocol::symbols(None, catalogue.iter().map(|(i, c)| (i, c.as_slice()))),
-            )
-        }
-        p if p.starts_with("/v1/snapshot/") => snapshot(&p["/v1/snapshot/".len()..], &ctx).await,
+        "/v1/symbols" => match rest_entitlements(&req, &ctx) {
+            Err(denied) => denied,
+            Ok(ent) => {
+                let catalogue = ctx.hub.catalogue().await;
+                let visible: Vec<_> = catalogue
+                    .iter()
+                    .map(|(i, c)| (i, ent.filter_channels(i, c)))
+                    .filter(|(_, c)| !c.is_empty())
+                    .collect();
+                json(
+                    StatusCode::OK,
+                    protocol::symbols(None, visible.iter().map(|(i, c)| (*i, c.as_slice()))),
+                )
+            }
+        },
+        p if p.starts_with("/v1/snapshot/") => match rest_entitlements(&req, &ctx) {
+            Err(denied) => denied,
+            Ok(ent) => snapshot(&p["/v1/snapshot/".len()..], &ctx, &ent).await,
+        },
         p => match crate::web::lookup(p) {
             Some(asset) => crate::web::respond(asset, req.headers()),
             None => json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
@@ -87,7 +100,24 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-async fn snapshot(rest: &str, ctx: &SessionContext) -> Response<Body> {
+/// The entitlements of a REST request's credentials, or its 401 answer.
+#[allow(clippy::result_large_err)]
+fn rest_entitlements(
+    req: &Request<Incoming>,
+    ctx: &SessionContext,
+) -> Result<std::sync::Arc<Entitlements>, Response<Body>> {
+    let token = request_token(req.headers(), req.uri().query());
+    match Admission::decide(ctx.config.auth.as_deref(), token.as_deref()) {
+        Admission::Granted(p) => Ok(p.entitlements),
+        Admission::Pending | Admission::Denied => Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized.as_str(),
+            "valid credentials required (Authorization: Bearer, or ?token=)",
+        )),
+    }
+}
+
+async fn snapshot(rest: &str, ctx: &SessionContext, ent: &Entitlements) -> Response<Body> {
     let Some((channel, symbol)) = rest.split_once('/') else {
         return json_error(
             StatusCode::NOT_FOUND,
@@ -102,6 +132,17 @@ async fn snapshot(rest: &str, ctx: &SessionContext) -> Response<Body> {
             "unknown channel",
         );
     };
+    // Checked before the catalogue, so the answer says nothing about
+    // whether a topic the client may not see exists.
+    if let Ok(i) = Instrument::parse(symbol) {
+        if !ent.allows(&i, channel) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden.as_str(),
+                "not entitled to this topic",
+            );
+        }
+    }
     let served = match Instrument::parse(symbol) {
         Ok(i)
             if ctx
@@ -121,7 +162,15 @@ async fn snapshot(rest: &str, ctx: &SessionContext) -> Response<Body> {
             );
         }
     };
-    match ctx.hub.last(&Topic::new(served, channel)).await {
+    let topic = Topic::new(served, channel);
+    let last = match ent.delay_secs {
+        0 => ctx.hub.last(&topic).await,
+        secs => {
+            let delay = std::time::Duration::from_secs(u64::from(secs));
+            ctx.hub.last_delayed(&topic, delay).await
+        }
+    };
+    match last {
         Some(update) => json(StatusCode::OK, update.bytes().clone()),
         None => json_error(
             StatusCode::NOT_FOUND,
@@ -174,6 +223,10 @@ fn upgrade(
         );
     };
     let accept = derive_accept_key(key.as_bytes());
+    // Bad credentials still get the upgrade, then a 4001 close: a browser
+    // cannot read an HTTP 401 body, but it sees the close code.
+    let token = request_token(headers, req.uri().query());
+    let admission = Admission::decide(ctx.config.auth.as_deref(), token.as_deref());
     let batch = req
         .uri()
         .query()
@@ -202,7 +255,15 @@ fn upgrade(
                     }
                 },
             };
-            let conn = Conn::new(io, &read_buf, ctx, id, ConnOptions { batch, echo }, load);
+            let conn = Conn::new(
+                io,
+                &read_buf,
+                ctx,
+                id,
+                ConnOptions { batch, echo },
+                load,
+                admission,
+            );
             drop(read_buf);
             // A task of its own, so it holds only the connection: this
             // one's state (hyper's upgrade future, and `read_buf`, a view

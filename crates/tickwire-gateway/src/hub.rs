@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::entitle::{DelayLine, is_older_than};
 use crate::metrics::HubMetrics;
 use crate::outbox::{Frame, Outbox, SlotId};
 
@@ -64,6 +65,20 @@ struct TopicState {
     /// Set when the bus came back from an outage: the next value of a
     /// conflatable topic goes out flagged as a fresh snapshot.
     resnapshot: bool,
+    /// The delayed tier's lines, one per delay in use.
+    lines: Vec<Arc<DelayLine>>,
+}
+
+impl TopicState {
+    /// Realtime and delayed subscribers alike, for status notices (a feed
+    /// going stale is news to both tiers).
+    fn all_subscribers(&self) -> Vec<Subscriber> {
+        let mut all = self.subs.clone();
+        for line in &self.lines {
+            all.extend(line.subscribers());
+        }
+        all
+    }
 }
 
 type Catalogue = BTreeMap<Instrument, Vec<Channel>>;
@@ -265,6 +280,60 @@ impl Hub {
         }
     }
 
+    /// Subscribes `sub` to the topic delayed by `delay`: it joins the
+    /// topic's one delay line for that delay (made on first use), with the
+    /// newest update at least `delay` old as its snapshot when asked. The
+    /// slot stays held, as with [`subscribe`](Self::subscribe).
+    pub async fn subscribe_delayed(
+        self: &Arc<Self>,
+        topic: &Topic,
+        sub: Subscriber,
+        delay: Duration,
+        snapshot: bool,
+    ) {
+        loop {
+            let entry = self.entry(topic);
+            let mut init = entry.initialized.clone();
+            let _ = tokio::time::timeout(INIT_WAIT, init.wait_for(|ready| *ready)).await;
+            {
+                let mut st = lock(&entry.state);
+                if st.closed {
+                    continue;
+                }
+                let line = match st.lines.iter().find(|l| l.delay == delay) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = DelayLine::start(delay, entry.stop.child_token());
+                        st.lines.push(l.clone());
+                        l
+                    }
+                };
+                line.add(sub.clone(), snapshot, st.last.as_ref());
+            }
+            self.metrics.subscriptions.increment(1.0);
+            break;
+        }
+    }
+
+    /// The newest update of a topic at least `delay` old, for the delayed
+    /// tier's REST snapshot: the delay line's, else the latest if old
+    /// enough.
+    pub async fn last_delayed(&self, topic: &Topic, delay: Duration) -> Option<Update> {
+        let entry = lock(&self.topics).get(topic).cloned();
+        if let Some(entry) = entry {
+            let st = lock(&entry.state);
+            if let Some(u) = st
+                .lines
+                .iter()
+                .find(|l| l.delay == delay)
+                .and_then(|l| l.released())
+            {
+                return Some(u);
+            }
+        }
+        self.last(topic).await.filter(|u| is_older_than(u, delay))
+    }
+
     /// Completes a `from_seq` start: history from the bus, merged with the
     /// live trades the slot held meanwhile, then live.
     pub async fn replay(&self, topic: &Topic, outbox: &Outbox, slot: SlotId, from_seq: u64) {
@@ -307,7 +376,17 @@ impl Hub {
         if st.subs.len() < before {
             self.metrics.subscriptions.decrement(1.0);
         }
-        if st.subs.is_empty() {
+        st.lines.retain(|l| {
+            if l.remove(conn, slot) {
+                self.metrics.subscriptions.decrement(1.0);
+            }
+            let keep = !l.is_empty();
+            if !keep {
+                l.stop.cancel();
+            }
+            keep
+        });
+        if st.subs.is_empty() && st.lines.is_empty() {
             st.closed = true;
             entry.stop.cancel();
             topics.remove(topic);
@@ -383,6 +462,9 @@ impl Hub {
         for s in &st.subs {
             s.outbox.offer(s.slot, &update, &frame);
         }
+        for line in &st.lines {
+            line.push(&update, &frame);
+        }
         self.metrics.updates_out[channel].increment(st.subs.len() as u64);
         st.last = Some(update);
     }
@@ -449,7 +531,7 @@ impl Hub {
                     reason: BUS_DOWN.into(),
                 }
             };
-            let subs = lock(&entry.state).subs.clone();
+            let subs = lock(&entry.state).all_subscribers();
             for s in subs {
                 if told.insert((s.conn, instrument.clone())) {
                     push_status(&s.outbox, &status);
@@ -473,7 +555,7 @@ impl Hub {
         };
         let mut told = HashSet::new();
         for entry in entries {
-            let subs = lock(&entry.state).subs.clone();
+            let subs = lock(&entry.state).all_subscribers();
             for s in subs {
                 if told.insert(s.conn) {
                     push_status(&s.outbox, &status);

@@ -2,9 +2,11 @@
 //! and fans out to per-connection outboxes, client sessions speaking the v1
 //! protocol over WebSocket, and the HTTP endpoints on the same port.
 
+pub mod auth;
 mod config;
 mod conn;
 mod drain;
+pub mod entitle;
 mod error;
 mod http;
 pub mod hub;

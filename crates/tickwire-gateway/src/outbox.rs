@@ -78,19 +78,25 @@ pub enum CloseReason {
     ProtocolError,
     /// The client sent text that is not UTF-8 (1007).
     InvalidPayload,
+    /// No valid credentials, or none in time (4001).
+    Unauthorized,
+    /// The key already holds all the connections it is entitled to (1008).
+    TooManyConnections,
     /// The client left; nothing more to say.
     Ended,
 }
 
 impl CloseReason {
     /// Every reason, for metrics registered up front.
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::SlowConsumer,
         CloseReason::MessageTooBig,
         CloseReason::RateLimited,
         CloseReason::ServiceRestart,
         CloseReason::ProtocolError,
         CloseReason::InvalidPayload,
+        CloseReason::Unauthorized,
+        CloseReason::TooManyConnections,
         CloseReason::Ended,
     ];
 
@@ -103,6 +109,8 @@ impl CloseReason {
             CloseReason::ServiceRestart => Some((1012, "service restart")),
             CloseReason::ProtocolError => Some((1002, "protocol error")),
             CloseReason::InvalidPayload => Some((1007, "invalid utf-8")),
+            CloseReason::Unauthorized => Some((4001, "unauthorized")),
+            CloseReason::TooManyConnections => Some((1008, "too many connections for this key")),
             CloseReason::Ended => None,
         }
     }
@@ -116,6 +124,8 @@ impl CloseReason {
             CloseReason::ServiceRestart => "service_restart",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidPayload => "invalid_payload",
+            CloseReason::Unauthorized => "unauthorized",
+            CloseReason::TooManyConnections => "too_many_connections",
             CloseReason::Ended => "client_left",
         }
     }

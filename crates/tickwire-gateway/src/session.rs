@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use tickwire_model::protocol::{self, ErrorCode, Request, Subscribe, SymbolSelector, Unsubscribe};
 use tickwire_model::{Channel, Instrument, Topic};
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
+use crate::auth::AuthState;
 use crate::config::GatewayConfig;
 use crate::conn::push;
+use crate::entitle::Entitlements;
 use crate::hub::{Hub, Start, Subscriber, now_us, push_status};
 use crate::metrics::{self as m, WriterMetrics};
 use crate::outbox::{CloseReason, Outbox, SlotId};
@@ -85,6 +88,9 @@ pub(crate) struct Session {
     bucket: TokenBucket,
     /// Requests refused in a row; sustained abuse closes with 4029.
     refused: u32,
+    /// Who the client is, once known; nothing but `op:auth` is served
+    /// before.
+    auth: Arc<AuthState>,
 }
 
 impl Drop for Session {
@@ -142,8 +148,14 @@ impl Subs {
 
 impl Session {
     /// A session with no subscriptions yet.
-    pub(crate) fn new(id: u64, ctx: Arc<SessionContext>, outbox: Arc<Outbox>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        ctx: Arc<SessionContext>,
+        outbox: Arc<Outbox>,
+        auth: Arc<AuthState>,
+    ) -> Self {
         Self {
+            auth,
             id,
             bucket: TokenBucket::new(ctx.config.max_requests_per_sec, Instant::now()),
             ctx,
@@ -193,10 +205,32 @@ impl Session {
                 return;
             }
         };
+        let (ent, request) = match (self.auth.get(), request) {
+            (None, Request::Auth { id, token }) => {
+                metrics::counter!(m::REQUESTS, "op" => "auth").increment(1);
+                self.authenticate(id.as_ref(), &token);
+                return;
+            }
+            (None, r) => {
+                self.reply_error(
+                    r.id(),
+                    ErrorCode::Unauthorized,
+                    "authenticate first: {\"op\":\"auth\",\"token\":...}",
+                );
+                return;
+            }
+            (Some(_), Request::Auth { id, .. }) => {
+                self.reply_error(id.as_ref(), ErrorCode::BadRequest, "already authenticated");
+                return;
+            }
+            (Some(g), r) => (g.principal.entitlements.clone(), r),
+        };
         match request {
+            // Answered above, before or after authentication.
+            Request::Auth { .. } => {}
             Request::Subscribe(s) => {
                 metrics::counter!(m::REQUESTS, "op" => "subscribe").increment(1);
-                self.subscribe(s).await;
+                self.subscribe(s, &ent).await;
             }
             Request::Unsubscribe(u) => {
                 metrics::counter!(m::REQUESTS, "op" => "unsubscribe").increment(1);
@@ -205,12 +239,14 @@ impl Session {
             Request::List { id } => {
                 metrics::counter!(m::REQUESTS, "op" => "list").increment(1);
                 let catalogue = self.ctx.hub.catalogue().await;
+                let visible: Vec<(&Instrument, Vec<Channel>)> = catalogue
+                    .iter()
+                    .map(|(i, c)| (i, ent.filter_channels(i, c)))
+                    .filter(|(_, c)| !c.is_empty())
+                    .collect();
                 push(
                     &self.outbox,
-                    protocol::symbols(
-                        id.as_ref(),
-                        catalogue.iter().map(|(i, c)| (i, c.as_slice())),
-                    ),
+                    protocol::symbols(id.as_ref(), visible.iter().map(|(i, c)| (*i, c.as_slice()))),
                 );
             }
             Request::Ping { id } => {
@@ -220,19 +256,93 @@ impl Session {
         }
     }
 
+    /// `op:auth`: the connection gets its principal, or an `unauthorized`
+    /// error (it may try again until the deadline closes it).
+    fn authenticate(&mut self, id: Option<&protocol::RequestId>, token: &str) {
+        let Some(auth) = self.ctx.config.auth.clone() else {
+            self.reply_error(id, ErrorCode::BadRequest, "already authenticated");
+            return;
+        };
+        let principal = match auth.authenticate(Some(token)) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(conn = self.id, error = %e, "op:auth refused");
+                self.reply_error(id, ErrorCode::Unauthorized, "invalid credentials");
+                return;
+            }
+        };
+        let name = principal.name.clone();
+        match auth.acquire(principal) {
+            Some(granted) => {
+                let _ = self.auth.set(granted);
+                debug!(conn = self.id, principal = %name, "authenticated");
+                push(&self.outbox, protocol::authenticated(id));
+            }
+            None => self.outbox.close(CloseReason::TooManyConnections),
+        }
+    }
+
     fn reply_error(&self, id: Option<&protocol::RequestId>, code: ErrorCode, message: &str) {
         metrics::counter!(m::ERRORS, "code" => code.as_str()).increment(1);
         push(&self.outbox, protocol::error(id, code, message, &[]));
     }
 
-    async fn subscribe(&mut self, req: Subscribe) {
-        let (found, mut unknown) = self.ctx.hub.resolve(req.channel, &req.symbols).await;
+    async fn subscribe(&mut self, req: Subscribe, ent: &Entitlements) {
+        let (mut found, mut unknown) = self.ctx.hub.resolve(req.channel, &req.symbols).await;
         unknown.splice(0..0, req.invalid.iter().cloned());
+        // Named instruments outside the entitlement are refused by name;
+        // those a `venue:*` brought in are left out silently (the client
+        // asked for "what I may see of this venue").
+        let mut forbidden: Vec<String> = Vec::new();
+        found.retain(|i| {
+            if ent.allows(i, req.channel) {
+                return true;
+            }
+            if req
+                .symbols
+                .iter()
+                .any(|s| matches!(s, SymbolSelector::Instrument(n) if n == i))
+            {
+                forbidden.push(i.to_string());
+            }
+            false
+        });
+        if found.is_empty() && forbidden.is_empty() && unknown.is_empty() {
+            // Only wildcards, and none of what they cover is entitled.
+            forbidden.extend(req.symbols.iter().map(|s| match s {
+                SymbolSelector::Instrument(i) => i.to_string(),
+                SymbolSelector::Venue(v) => format!("{v}:*"),
+            }));
+        }
+        if !forbidden.is_empty() {
+            metrics::counter!(m::ERRORS, "code" => ErrorCode::Forbidden.as_str()).increment(1);
+            let message = format!("not entitled on the {} channel", req.channel);
+            push(
+                &self.outbox,
+                protocol::error(req.id.as_ref(), ErrorCode::Forbidden, &message, &forbidden),
+            );
+        }
         if found.is_empty() {
-            self.unknown_symbols(req.id.as_ref(), req.channel, unknown);
+            if !unknown.is_empty() {
+                self.unknown_symbols(req.id.as_ref(), req.channel, unknown);
+            }
             return;
         }
-        let throttle = Duration::from_millis(u64::from(req.throttle_ms));
+        let throttle = Duration::from_millis(u64::from(req.throttle_ms.max(ent.min_throttle_ms)));
+        if ent.delay_secs > 0 && !req.from_seq.is_empty() {
+            // History is realtime: replaying it would skip the delay.
+            self.reply_error(
+                req.id.as_ref(),
+                ErrorCode::Forbidden,
+                "from_seq is not available on the delayed tier",
+            );
+            return;
+        }
+        let max_subscriptions = ent
+            .max_subscriptions
+            .map_or(self.ctx.config.max_subscriptions, |m| {
+                m.min(self.ctx.config.max_subscriptions)
+            });
         let new: Vec<&Instrument> = found
             .iter()
             .filter(|i| {
@@ -241,11 +351,11 @@ impl Session {
                     .contains_key(&Topic::new((*i).clone(), req.channel))
             })
             .collect();
-        if self.subs.len() + new.len() > self.ctx.config.max_subscriptions {
+        if self.subs.len() + new.len() > max_subscriptions {
             let message = format!(
                 "this would make {} subscriptions; the limit is {}",
                 self.subs.len() + new.len(),
-                self.ctx.config.max_subscriptions
+                max_subscriptions
             );
             self.reply_error(req.id.as_ref(), ErrorCode::TooManySubscriptions, &message);
             return;
@@ -274,7 +384,16 @@ impl Session {
                 outbox: self.outbox.clone(),
                 slot,
             };
-            self.ctx.hub.subscribe(&topic, sub, start).await;
+            if ent.delay_secs > 0 {
+                let delay = Duration::from_secs(u64::from(ent.delay_secs));
+                let snapshot = start == Start::Snapshot;
+                self.ctx
+                    .hub
+                    .subscribe_delayed(&topic, sub, delay, snapshot)
+                    .await;
+            } else {
+                self.ctx.hub.subscribe(&topic, sub, start).await;
+            }
             opened.push((topic, slot, from_seq));
         }
         // The ack goes out once every topic is registered, and before any

@@ -167,6 +167,25 @@ pub enum Request {
         /// Echoed in the reply.
         id: Option<RequestId>,
     },
+    /// Credentials sent as the first message, for clients that cannot set
+    /// a header (browsers) and would rather not put a token in the URL.
+    Auth {
+        /// Echoed in the reply.
+        id: Option<RequestId>,
+        /// An API key or a JWT.
+        token: String,
+    },
+}
+
+impl Request {
+    /// The request's id, echoed in its reply.
+    pub fn id(&self) -> Option<&RequestId> {
+        match self {
+            Request::Subscribe(s) => s.id.as_ref(),
+            Request::Unsubscribe(u) => u.id.as_ref(),
+            Request::List { id } | Request::Ping { id } | Request::Auth { id, .. } => id.as_ref(),
+        }
+    }
 }
 
 /// A request that cannot be served, with what to tell the client.
@@ -273,10 +292,24 @@ pub fn parse_request(text: &[u8]) -> Parsed<Request> {
             check_fields(&obj, &id, &["op", "id"])?;
             Ok(Request::Ping { id })
         }
+        "auth" => {
+            check_fields(&obj, &id, &["op", "id", "token"])?;
+            match obj.get("token") {
+                Some(Value::String(token)) => Ok(Request::Auth {
+                    id,
+                    token: token.clone(),
+                }),
+                _ => Err(RequestError::new(
+                    &id,
+                    ErrorCode::BadRequest,
+                    "`token` must be a string",
+                )),
+            }
+        }
         other => Err(RequestError::new(
             &id,
             ErrorCode::UnknownOp,
-            format!("unknown op {other:?}: expected subscribe, unsubscribe, list or ping"),
+            format!("unknown op {other:?}: expected subscribe, unsubscribe, list, ping or auth"),
         )),
     }
 }
@@ -561,6 +594,14 @@ pub fn pong(id: Option<&RequestId>, ts: u64) -> Bytes {
     let mut w = JsonWriter::with_capacity(64);
     open(&mut w, "pong", id);
     w.raw(",").key("ts").uint(ts).raw("}");
+    w.finish()
+}
+
+/// `{"type":"authenticated","id":..}`: the reply to a good `op:auth`.
+pub fn authenticated(id: Option<&RequestId>) -> Bytes {
+    let mut w = JsonWriter::with_capacity(48);
+    open(&mut w, "authenticated", id);
+    w.raw("}");
     w.finish()
 }
 

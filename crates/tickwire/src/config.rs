@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tickwire_bus::{MemoryBusConfig, RedisBusConfig, RedisTarget};
 use tickwire_gateway::GatewayConfig;
+use tickwire_gateway::auth::AuthConfig;
 use toml::{Table, Value};
 
 /// Prefix of every configuration variable.
@@ -30,7 +31,7 @@ pub(crate) const ENV_CONFIG_FILE: &str = "TICKWIRE_CONFIG";
 /// Top-level keys that are plain values, not tables.
 const TOP_KEYS: [&str; 1] = ["listen"];
 /// Tables, in the order they are documented.
-const SECTIONS: [&str; 4] = ["gateway", "bus", "feeds", "ingest"];
+const SECTIONS: [&str; 5] = ["gateway", "auth", "bus", "feeds", "ingest"];
 
 /// Everything `tickwire run`, `ingest` and `gateway` can be told; each
 /// command reads the keys it needs, so one file serves a whole deployment.
@@ -42,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     /// The gateway's limits and timeouts (`[gateway]`).
     pub(crate) gateway: GatewayConfig,
+    /// API keys, JWTs and entitlements (`[auth]`).
+    pub(crate) auth: AuthConfig,
     /// The bus between ingest and gateway (`[bus]`).
     pub(crate) bus: BusConfig,
     /// Which feeds to run (`[feeds]`).
@@ -55,6 +58,7 @@ impl Default for Config {
         Self {
             listen: default_listen(),
             gateway: GatewayConfig::default(),
+            auth: AuthConfig::default(),
             bus: BusConfig::default(),
             feeds: FeedsSection::default(),
             ingest: IngestSection::default(),
@@ -493,6 +497,9 @@ pub(crate) fn load(
             ("gateway", Value::Table(t)) => {
                 check_keys::<GatewayConfig>(t, |k, m| key_error(Some("gateway"), k, m))?
             }
+            ("auth", Value::Table(t)) => {
+                check_keys::<AuthConfig>(t, |k, m| key_error(Some("auth"), k, m))?
+            }
             ("bus", Value::Table(t)) => {
                 check_keys::<BusConfig>(t, |k, m| key_error(Some("bus"), k, m))?
             }
@@ -511,7 +518,7 @@ pub(crate) fn load(
                     {
                         e.message().to_string()
                     } else {
-                        "unknown key; expected one of `listen`, [gateway], [bus], [feeds], [ingest]"
+                        "unknown key; expected one of `listen`, [gateway], [auth], [bus], [feeds], [ingest]"
                             .to_string()
                     };
                     return Err(key_error(None, key, message));
@@ -578,6 +585,15 @@ pub(crate) fn load(
         if from_file && file.is_relative() {
             if let Some(dir) = src.path.parent() {
                 config.feeds.file = Some(dir.join(file));
+            }
+        }
+    }
+
+    // Likewise the RS256 public key file.
+    if let (Some(jwt), Some(src)) = (config.auth.jwt.as_mut(), source) {
+        if let (Some(file), Some(dir)) = (&jwt.rs256_public_key_file, src.path.parent()) {
+            if file.is_relative() {
+                jwt.rs256_public_key_file = Some(dir.join(file));
             }
         }
     }

@@ -161,6 +161,25 @@ fn subscribe_defaults() {
 }
 
 #[test]
+fn auth_op_carries_a_string_token() {
+    assert_eq!(
+        parse_request(br#"{"op":"auth","id":1,"token":"abc"}"#),
+        Ok(Request::Auth {
+            id: Some(RequestId("1".into())),
+            token: "abc".into()
+        })
+    );
+    let e = parse_request(br#"{"op":"auth","token":5}"#).expect_err("not a string");
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    let e = parse_request(br#"{"op":"auth","token":"a","extra":1}"#).expect_err("unknown field");
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert_eq!(
+        std::str::from_utf8(&authenticated(Some(&RequestId("7".into())))).ok(),
+        Some(r#"{"type":"authenticated","id":7}"#)
+    );
+}
+
+#[test]
 fn other_ops() {
     assert_eq!(
         parse_request(br#"{"op":"ping","id":"x"}"#),

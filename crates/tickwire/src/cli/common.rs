@@ -41,6 +41,23 @@ pub(crate) struct ConfigArgs {
     bus: Option<String>,
 }
 
+/// The gateway settings with `[auth]` built in; `anonymous_default` is
+/// the command's choice when `auth.anonymous` is not set.
+pub(crate) fn gateway_config(
+    config: &Config,
+    anonymous_default: bool,
+) -> anyhow::Result<tickwire_gateway::GatewayConfig> {
+    let auth = tickwire_gateway::auth::Authenticator::new(&config.auth, anonymous_default)
+        .context("invalid [auth]")?;
+    if !auth.anonymous() && config.auth.keys.is_empty() && config.auth.jwt.is_none() {
+        warn!("anonymous access is off and no key or JWT is configured: every client is refused");
+    }
+    Ok(tickwire_gateway::GatewayConfig {
+        auth: Some(std::sync::Arc::new(auth)),
+        ..config.gateway.clone()
+    })
+}
+
 /// What every command that serves clients does first: the metrics
 /// recorder, the signal handlers, and the configuration with `--listen`
 /// applied.
@@ -273,6 +290,24 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anonymous_access_is_on_for_run_and_off_for_gateway_unless_configured() {
+        let anonymous = |config: &Config, default| {
+            gateway_config(config, default)
+                .expect("valid")
+                .auth
+                .expect("auth is always set by the binary")
+                .anonymous()
+        };
+        let mut config = Config::default();
+        assert!(anonymous(&config, true), "run");
+        assert!(!anonymous(&config, false), "gateway");
+        config.auth.anonymous = Some(true);
+        assert!(anonymous(&config, false), "configured on");
+        config.auth.anonymous = Some(false);
+        assert!(!anonymous(&config, true), "configured off");
+    }
 
     fn feeds(name: &str, symbols: &[&str]) -> Feeds {
         let instruments: String = symbols

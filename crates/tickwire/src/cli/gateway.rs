@@ -72,7 +72,8 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 
     let shutdown = CancellationToken::new();
     let _stop_on_exit = shutdown.clone().drop_guard();
-    let gateway = Gateway::start(listener, connected.bus, config.gateway, shutdown.clone())
+    let gateway_config = common::gateway_config(&config, false)?;
+    let gateway = Gateway::start(listener, connected.bus, gateway_config, shutdown.clone())
         .await
         .context("cannot start the gateway")?;
 

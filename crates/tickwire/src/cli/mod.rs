@@ -3,6 +3,7 @@
 mod check;
 mod common;
 mod gateway;
+mod hash_key;
 mod ingest;
 mod loadgen;
 mod loadgen_report;
@@ -60,6 +61,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     Normalize(normalize::NormalizeArgs),
     Probe(probe::ProbeArgs),
+    HashKey(hash_key::HashKeyArgs),
 }
 
 impl Cli {
@@ -89,6 +91,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(args).await,
         Command::Normalize(args) => normalize::run(args),
         Command::Probe(args) => probe::run(args).await,
+        Command::HashKey(args) => hash_key::run(args),
     }
 }
 

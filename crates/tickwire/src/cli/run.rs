@@ -111,10 +111,11 @@ async fn serve_with(
     // Whatever fails below, what was already spawned stops with us.
     let _stop_on_exit = (drain.clone().drop_guard(), stop_feeds.clone().drop_guard());
     let feeds_tasks = common::spawn_feeds(&feeds, &connected.bus, &stop_feeds)?;
+    let gateway_config = common::gateway_config(&config, true)?;
     let gateway = Gateway::start(
         listener,
         connected.bus.clone(),
-        config.gateway,
+        gateway_config,
         drain.clone(),
     )
     .await

@@ -497,3 +497,42 @@ fn missing_file_is_a_read_error() {
         other => panic!("expected a read error, got {other:?}"),
     }
 }
+
+#[test]
+fn auth_table_keys_jwt_and_env_override() {
+    let text = r#"
+[auth]
+anonymous = false
+auth_deadline_ms = 2000
+
+[[auth.keys]]
+name = "desk"
+hash = "sha256:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+entitlements = { instruments = ["coinbase:*"], min_throttle_ms = 100 }
+
+[auth.jwt]
+hs256_secret = "0123456789abcdef"
+rs256_public_key_file = "keys/pub.pem"
+"#;
+    let c = from_text(text, &[("TICKWIRE_AUTH_ANONYMOUS", "true")])
+        .expect("loads")
+        .config;
+    assert_eq!(c.auth.anonymous, Some(true), "the environment wins");
+    assert_eq!(c.auth.auth_deadline_ms, Some(2000));
+    assert_eq!(c.auth.keys.len(), 1);
+    assert_eq!(c.auth.keys[0].entitlements.min_throttle_ms, 100);
+    let jwt = c.auth.jwt.expect("jwt");
+    assert_eq!(
+        jwt.rs256_public_key_file,
+        Some(PathBuf::from("keys/pub.pem")),
+        "relative to the file's folder (here the working directory)"
+    );
+    assert_eq!(jwt.claim, "tickwire");
+    let (origin, key, message) = key_error(from_text("[auth]\nanonimous = true\n", &[]));
+    assert_eq!(key, "auth.anonimous");
+    assert!(message.contains("unknown field"), "{message}");
+    assert!(
+        matches!(origin, Origin::File { line: Some(2), .. }),
+        "{origin:?}"
+    );
+}

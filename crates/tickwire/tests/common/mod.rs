@@ -137,12 +137,18 @@ impl Proc {
         p
     }
 
-    /// `tickwire gateway --bus URL --listen 127.0.0.1:0` with a key prefix.
+    /// `tickwire gateway --bus URL --listen 127.0.0.1:0` with a key prefix,
+    /// serving clients without credentials.
     pub fn gateway(name: &str, bus: &str, prefix: &str) -> Server {
         let p = Proc::start(
             name,
             &["gateway", "--bus", bus, "--listen", "127.0.0.1:0"],
-            &[("TICKWIRE_BUS_PREFIX", prefix)],
+            // Anonymous access is off by default for `gateway`; these tests
+            // are about the bus (tests/auth.rs is about credentials).
+            &[
+                ("TICKWIRE_BUS_PREFIX", prefix),
+                ("TICKWIRE_AUTH_ANONYMOUS", "true"),
+            ],
         );
         Server::from(p)
     }
