@@ -123,10 +123,9 @@ impl Conn {
         load: Arc<LoadGuard>,
     ) -> Self {
         let outbox = Arc::new(Outbox::new(ctx.config.outbox()));
-        outbox
-            .pulse
-            .written_ms
-            .store(ctx.now_ms(), Ordering::Relaxed);
+        let opened = ctx.now_ms();
+        outbox.pulse.written_ms.store(opened, Ordering::Relaxed);
+        outbox.pulse.heard_ms.store(opened, Ordering::Relaxed);
         ctx.hub.register(id, outbox.clone());
         metrics::gauge!(m::CONNECTIONS).increment(1.0);
         metrics::counter!(m::CONNECTIONS_OPENED).increment(1);
@@ -426,6 +425,10 @@ impl Conn {
                 match self.io.try_read(buf) {
                     Ok(0) => Err(()),
                     Ok(n) => {
+                        self.outbox
+                            .pulse
+                            .heard_ms
+                            .store(self.ctx.now_ms(), Ordering::Relaxed);
                         if self.phase == Phase::Open {
                             self.decoder
                                 .get_or_insert_with(Box::default)
@@ -638,7 +641,7 @@ fn encode(out: &mut Vec<u8>, frames: &[Frame], batch: bool, max_batch: usize) {
 }
 
 /// The shard's periodic check of its connections: heartbeat pings for the
-/// quiet ones, slow-consumer closes for sockets that took nothing for the
+/// quiet ones, closes for the ones that answer no ping, slow-consumer closes for sockets that took nothing for the
 /// timeout, and an end to closes past the close grace. Runs as long as
 /// the shard (closes during shutdown need it too); one pass costs a few
 /// atomic loads per connection.
@@ -647,7 +650,16 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
     let heartbeat = config.heartbeat_ms;
     let slow = config.slow_consumer_timeout_ms;
     let grace = config.close_grace_ms;
-    let tick = heartbeat.min(slow).min(grace.max(100)) / 4;
+    // 0 = never: past any deadline a shard's clock reaches.
+    let pong = match config.pong_timeout_ms {
+        0 => u64::MAX,
+        ms => heartbeat.saturating_add(ms),
+    };
+    let tick = heartbeat
+        .min(slow)
+        .min(grace.max(100))
+        .min(config.pong_timeout_ms.max(100))
+        / 4;
     let mut interval = tokio::time::interval(Duration::from_millis(tick.clamp(5, 1000)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -669,8 +681,16 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
                 }
                 return;
             }
+            let heard = now.saturating_sub(pulse.heard_ms.load(Ordering::Relaxed));
+            if heard >= pong {
+                outbox.close(CloseReason::PongTimeout);
+                return;
+            }
+            // A client that only receives is pinged too, so that a dead
+            // one is found; until it answers, every pass pings again
+            // (a ping skipped behind unsent bytes is not lost).
             let written = pulse.written_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(written) >= heartbeat {
+            if now.saturating_sub(written) >= heartbeat || heard >= heartbeat {
                 outbox.poke(Pulse::PING);
             }
         });

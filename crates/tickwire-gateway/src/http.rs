@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, debug};
 
 use crate::conn::{Conn, ConnOptions};
-use crate::server::LoadGuard;
+use crate::server::{LoadGuard, Refused};
 use crate::session::SessionContext;
 
 type Body = Full<Bytes>;
@@ -170,6 +170,32 @@ fn upgrade(
             "missing Sec-WebSocket-Key",
         );
     };
+    if !origin_allowed(headers, &ctx.config.allowed_origins) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this origin may not open a WebSocket here",
+        );
+    }
+    match ctx.limits.admit(load.ip) {
+        Ok(slot) => {
+            let _ = load.slot.set(slot);
+        }
+        Err(Refused::Server) => {
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server holds as many connections as it may",
+            );
+        }
+        Err(Refused::Ip) => {
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this address holds as many connections as it may",
+            );
+        }
+    }
     let accept = derive_accept_key(key.as_bytes());
     let batch = req
         .uri()
@@ -216,6 +242,23 @@ fn upgrade(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::new(Bytes::new()))
         .unwrap_or_default()
+}
+
+/// Whether an upgrade may go on under the `allowed_origins` list: no
+/// list, no `Origin` (not a browser), or an `Origin` on the list
+/// (compared without case, as browsers send scheme and host lowercase).
+fn origin_allowed(headers: &http::HeaderMap, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+        }),
+    }
 }
 
 /// The answer to an upgrade during a drain: the listener stays open for

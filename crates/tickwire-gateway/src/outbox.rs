@@ -78,19 +78,23 @@ pub enum CloseReason {
     ProtocolError,
     /// The client sent text that is not UTF-8 (1007).
     InvalidPayload,
+    /// The client answered no heartbeat ping within `pong_timeout_ms`
+    /// (1008).
+    PongTimeout,
     /// The client left; nothing more to say.
     Ended,
 }
 
 impl CloseReason {
     /// Every reason, for metrics registered up front.
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::SlowConsumer,
         CloseReason::MessageTooBig,
         CloseReason::RateLimited,
         CloseReason::ServiceRestart,
         CloseReason::ProtocolError,
         CloseReason::InvalidPayload,
+        CloseReason::PongTimeout,
         CloseReason::Ended,
     ];
 
@@ -103,6 +107,7 @@ impl CloseReason {
             CloseReason::ServiceRestart => Some((1012, "service restart")),
             CloseReason::ProtocolError => Some((1002, "protocol error")),
             CloseReason::InvalidPayload => Some((1007, "invalid utf-8")),
+            CloseReason::PongTimeout => Some((1008, "pong timeout")),
             CloseReason::Ended => None,
         }
     }
@@ -116,6 +121,7 @@ impl CloseReason {
             CloseReason::ServiceRestart => "service_restart",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidPayload => "invalid_payload",
+            CloseReason::PongTimeout => "pong_timeout",
             CloseReason::Ended => "client_left",
         }
     }
@@ -254,12 +260,16 @@ pub(crate) struct Pulse {
     pub(crate) stalled_ms: AtomicU64,
     /// When the connection started closing (its close frame queued).
     pub(crate) closing_ms: AtomicU64,
+    /// When the client last sent bytes (or the connection opened), for
+    /// the heartbeat: a silent client is pinged, then closed.
+    pub(crate) heard_ms: AtomicU64,
     /// Requests from the sweep: [`Pulse::PING`], [`Pulse::ABORT`].
     pub(crate) pokes: AtomicU8,
 }
 
 impl Pulse {
-    /// Send a heartbeat ping: nothing was written for a heartbeat interval.
+    /// Send a heartbeat ping: nothing was written, or nothing heard, for a
+    /// heartbeat interval.
     pub(crate) const PING: u8 = 1;
     /// Give up on the close handshake: the close grace has passed.
     pub(crate) const ABORT: u8 = 2;
