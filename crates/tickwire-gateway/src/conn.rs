@@ -190,12 +190,22 @@ impl Conn {
                 // close; dropping it drops the session it holds, which
                 // unsubscribes whatever it registered.
                 self.request = None;
-                if !self.out.is_empty() || reason.close_frame().is_none() {
-                    // A stuck socket (the pass below cannot run) or
-                    // nothing to say: close now. Otherwise the pass sends
-                    // what is queued, then the close frame.
-                    self.begin_close(reason);
+                if self.out.is_empty() && reason.close_frame().is_some() {
+                    // What was queued before the close (the replies that
+                    // led to it: `rate_limited` errors) goes first. Left
+                    // to the next pass, the close frame could wait for a
+                    // wake-up that never comes once that pass had frames
+                    // to send. A stuck socket (bytes still unsent) gets
+                    // the close at once.
+                    drain_encoded(
+                        &self.outbox,
+                        Instant::now(),
+                        &mut self.out,
+                        self.opts,
+                        self.ctx.config.max_batch_bytes,
+                    );
                 }
+                self.begin_close(reason);
             }
         }
         if let Some(request) = self.request.as_mut() {

@@ -82,10 +82,15 @@ impl Raw {
     /// Upgrades on `/v1/ws` with `extra` header lines (each ending in
     /// `\r\n`); the HTTP status and body when it is refused.
     pub async fn connect(addr: &str, bind: Option<&str>, extra: &str) -> Result<Raw, Refused> {
-        let mut stream = tcp(addr, bind).await.map_err(|e| Refused {
+        let stream = tcp(addr, bind).await.map_err(|e| Refused {
             status: 0,
             body: e.to_string(),
         })?;
+        Raw::upgrade(stream, addr, extra).await
+    }
+
+    /// Upgrades over a connected `stream` (see [`Raw::connect`]).
+    pub async fn upgrade(mut stream: TcpStream, addr: &str, extra: &str) -> Result<Raw, Refused> {
         let req = format!(
             "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
