@@ -83,10 +83,10 @@ pub struct GatewayConfig {
     /// (and so its upgrade); a slower one is dropped without an answer, so
     /// a slowloris cannot hold sockets. Default 10 000 ms.
     pub handshake_timeout_ms: u64,
-    /// A WebSocket client that sends nothing, not even a pong, for
-    /// `heartbeat_ms + pong_timeout_ms` is closed with 1008: the server
-    /// pings after `heartbeat_ms` of client silence, so this is how long a
-    /// ping may go unanswered. 0 = never. Default 30 000 ms.
+    /// How long a heartbeat ping may go unanswered: the server pings a
+    /// client it has not heard from (or not written to) for
+    /// `heartbeat_ms`, and closes with 1008 one that then sends nothing,
+    /// not even a pong, for this long. 0 = never. Default 30 000 ms.
     pub pong_timeout_ms: u64,
     /// Browser origins (`https://board.example.com`) allowed to open a
     /// WebSocket; an upgrade whose `Origin` header is not listed is

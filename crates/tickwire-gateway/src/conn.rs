@@ -181,6 +181,15 @@ impl Conn {
         }
         if pokes & Pulse::PING != 0 && self.out.is_empty() && self.phase == Phase::Open {
             ws::ping(&mut self.out);
+            // The pong timeout runs from a ping actually sent: a ping
+            // skipped behind unsent bytes does not count against a slow
+            // but live client.
+            let _ = self.outbox.pulse.pinged_ms.compare_exchange(
+                0,
+                self.ctx.now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
         // Registered first: a close or an offer from here on wakes us.
         self.outbox.register(cx.waker());
@@ -435,10 +444,9 @@ impl Conn {
                 match self.io.try_read(buf) {
                     Ok(0) => Err(()),
                     Ok(n) => {
-                        self.outbox
-                            .pulse
-                            .heard_ms
-                            .store(self.ctx.now_ms(), Ordering::Relaxed);
+                        let pulse = &self.outbox.pulse;
+                        pulse.heard_ms.store(self.ctx.now_ms(), Ordering::Relaxed);
+                        pulse.pinged_ms.store(0, Ordering::Relaxed);
                         if self.phase == Phase::Open {
                             self.decoder
                                 .get_or_insert_with(Box::default)
@@ -663,7 +671,7 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
     // 0 = never: past any deadline a shard's clock reaches.
     let pong = match config.pong_timeout_ms {
         0 => u64::MAX,
-        ms => heartbeat.saturating_add(ms),
+        ms => ms,
     };
     let tick = heartbeat
         .min(slow)
@@ -691,11 +699,12 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
                 }
                 return;
             }
-            let heard = now.saturating_sub(pulse.heard_ms.load(Ordering::Relaxed));
-            if heard >= pong {
+            let pinged = pulse.pinged_ms.load(Ordering::Relaxed);
+            if pinged != 0 && now.saturating_sub(pinged) >= pong {
                 outbox.close(CloseReason::PongTimeout);
                 return;
             }
+            let heard = now.saturating_sub(pulse.heard_ms.load(Ordering::Relaxed));
             // A client that only receives is pinged too, so that a dead
             // one is found; until it answers, every pass pings again
             // (a ping skipped behind unsent bytes is not lost).

@@ -302,3 +302,26 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         .raw("}");
     json(status, w.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_only_for_browsers_and_only_with_a_list() {
+        let with = |origin: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().expect("header"));
+            }
+            h
+        };
+        let list = vec!["https://board.example/".to_string()];
+        assert!(origin_allowed(&with(Some("https://evil.example")), &[]));
+        assert!(origin_allowed(&with(None), &list));
+        assert!(origin_allowed(&with(Some("https://board.example")), &list));
+        assert!(origin_allowed(&with(Some("HTTPS://Board.Example")), &list));
+        assert!(!origin_allowed(&with(Some("https://evil.example")), &list));
+        assert!(!origin_allowed(&with(Some("null")), &list));
+    }
+}

@@ -263,6 +263,9 @@ pub(crate) struct Pulse {
     /// When the client last sent bytes (or the connection opened), for
     /// the heartbeat: a silent client is pinged, then closed.
     pub(crate) heard_ms: AtomicU64,
+    /// When the oldest heartbeat ping the client has not answered (by
+    /// sending anything) was queued; 0 when none is outstanding.
+    pub(crate) pinged_ms: AtomicU64,
     /// Requests from the sweep: [`Pulse::PING`], [`Pulse::ABORT`].
     pub(crate) pokes: AtomicU8,
 }

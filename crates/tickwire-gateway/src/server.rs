@@ -461,3 +461,52 @@ async fn serve_connection(
         debug!(%peer, error = %e, "http connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: usize, max_per_ip: usize) -> Arc<ConnLimits> {
+        Arc::new(ConnLimits::new(&GatewayConfig {
+            max_connections: max,
+            max_connections_per_ip: max_per_ip,
+            ..GatewayConfig::default()
+        }))
+    }
+
+    #[test]
+    fn places_are_counted_per_ip_and_overall_and_given_back() {
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let l = limits(3, 2);
+        let a1 = l.admit(a).expect("a1");
+        let _a2 = l.admit(a).expect("a2");
+        assert_eq!(l.admit(a).err(), Some(Refused::Ip));
+        let _b1 = l.admit(b).expect("b1");
+        assert_eq!(l.admit(b).err(), Some(Refused::Server));
+        drop(a1);
+        let _a3 = l.admit(a).expect("a place given back");
+        let held = l.held.lock().expect("lock");
+        assert_eq!(held.0, 3);
+        assert_eq!(held.1.len(), 2);
+    }
+
+    #[test]
+    fn zero_means_no_limit_and_refusals_leave_no_entry() {
+        let l = limits(0, 0);
+        let slots: Vec<_> = (0..100u8)
+            .map(|i| l.admit([10, 0, 0, i].into()).expect("admitted"))
+            .collect();
+        drop(slots);
+        let held = l.held.lock().expect("lock");
+        assert_eq!(held.0, 0);
+        assert!(held.1.is_empty());
+        drop(held);
+        let l = limits(0, 1);
+        let ip: IpAddr = [127, 0, 0, 9].into();
+        let kept = l.admit(ip).expect("first");
+        assert!(l.admit(ip).is_err());
+        drop(kept);
+        assert!(l.held.lock().expect("lock").1.is_empty());
+    }
+}
