@@ -171,6 +171,7 @@ fn upgrade(
         );
     };
     if !origin_allowed(headers, &ctx.config.allowed_origins) {
+        refused("origin");
         return json_error(
             StatusCode::FORBIDDEN,
             "forbidden_origin",
@@ -182,6 +183,7 @@ fn upgrade(
             let _ = load.slot.set(slot);
         }
         Err(Refused::Server) => {
+            refused("max_connections");
             return json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_connections",
@@ -189,6 +191,7 @@ fn upgrade(
             );
         }
         Err(Refused::Ip) => {
+            refused("max_connections_per_ip");
             return json_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
@@ -242,6 +245,10 @@ fn upgrade(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::new(Bytes::new()))
         .unwrap_or_default()
+}
+
+fn refused(reason: &'static str) {
+    metrics::counter!(crate::metrics::UPGRADES_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Whether an upgrade may go on under the `allowed_origins` list: no

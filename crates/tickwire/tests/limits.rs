@@ -39,6 +39,20 @@ async fn watcher(server: &Server) -> Watcher {
     Watcher::start(&server.addr, WATCHER_IP, &["coinbase:BTC-USD"]).await
 }
 
+/// The value of a metric series (`name{labels}`) on `/metrics`.
+async fn metric(addr: &str, series: &str) -> Option<f64> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut body = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut body))
+        .await
+        .ok()?
+        .ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
 /// Connects until admitted, for a slot given back asynchronously.
 async fn until_admitted(addr: &str, bind: Option<&str>) -> Raw {
     let limit = Instant::now() + WAIT;
@@ -77,6 +91,8 @@ async fn connections_over_the_global_limit_get_503() {
         common::http_status(&server.addr, "/healthz").await,
         Some(200)
     );
+    let series = "tickwire_gateway_upgrades_refused_total{reason=\"max_connections\"}";
+    assert_eq!(metric(&server.addr, series).await, Some(2.0), "{series}");
     drop(a);
     let _again = until_admitted(&server.addr, None).await;
     watcher.assert_flowing("after the global limit").await;
@@ -237,6 +253,8 @@ async fn a_foreign_browser_origin_gets_403() {
         .expect("foreign origin refused");
     assert_eq!(refused.status, 403, "{refused:?}");
     assert!(refused.body.contains("forbidden_origin"), "{refused:?}");
+    let series = "tickwire_gateway_upgrades_refused_total{reason=\"origin\"}";
+    assert_eq!(metric(&server.addr, series).await, Some(1.0), "{series}");
     Raw::connect(&server.addr, None, "Origin: https://board.example\r\n")
         .await
         .expect("listed origin");
