@@ -1,5 +1,7 @@
 //! Gateway settings, with their defaults and trade-offs.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use crate::outbox::OutboxConfig;
@@ -93,6 +95,21 @@ pub struct GatewayConfig {
     /// answered 403 `forbidden_origin`. Requests without `Origin` (not from
     /// a browser) are not affected. Empty = every origin. Default empty.
     pub allowed_origins: Vec<String>,
+    /// PEM certificate chain for TLS (`wss://`, `https://`); with
+    /// `tls_key_file`, the listener speaks only TLS. Default none (plain).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// How often the TLS files' modification times are checked for a
+    /// reload (SIGHUP reloads at once). Default 5 000 ms.
+    pub tls_reload_poll_ms: u64,
+    /// A TLS client that has not finished its handshake in this long is
+    /// dropped. Default 10 000 ms.
+    pub tls_handshake_timeout_ms: u64,
+    /// Serves `/v1/echo`, a WebSocket route that echoes text and binary
+    /// messages through the same WebSocket stack and limits as `/v1/ws`,
+    /// for conformance suites (Autobahn). Default false.
+    pub echo_route: bool,
 }
 
 impl Default for GatewayConfig {
@@ -117,6 +134,11 @@ impl Default for GatewayConfig {
             handshake_timeout_ms: 10_000,
             pong_timeout_ms: 30_000,
             allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_reload_poll_ms: 5_000,
+            tls_handshake_timeout_ms: 10_000,
+            echo_route: false,
         }
     }
 }
@@ -125,7 +147,13 @@ impl GatewayConfig {
     /// Checks every value is usable; the error names the key
     /// (`gateway.control_queue_len`) and the least value accepted.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        let minimums: [(&str, u64, u64); 10] = [
+        let minimums: [(&str, u64, u64); 12] = [
+            ("tls_reload_poll_ms", self.tls_reload_poll_ms, 100),
+            (
+                "tls_handshake_timeout_ms",
+                self.tls_handshake_timeout_ms,
+                100,
+            ),
             ("max_subscriptions", self.max_subscriptions as u64, 1),
             (
                 "max_requests_per_sec",
@@ -146,6 +174,12 @@ impl GatewayConfig {
             ("shutdown_timeout_ms", self.shutdown_timeout_ms, 1),
             ("handshake_timeout_ms", self.handshake_timeout_ms, 100),
         ];
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(crate::Error::Config(
+                "`gateway.tls_cert_file` and `gateway.tls_key_file` go together: set both or neither"
+                    .to_string(),
+            ));
+        }
         if self.shards > MAX_SHARDS {
             return Err(crate::Error::Config(format!(
                 "invalid `gateway.shards` = {}: must be at most {MAX_SHARDS} (0 = one per core)",

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tickwire_model::protocol::{self, Limits};
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
 use crate::metrics as m;
@@ -30,11 +32,87 @@ use crate::server::LoadGuard;
 use crate::session::{Session, SessionContext};
 use crate::ws::{self, Decoder, Event, Violation};
 
+/// The connection's socket: plain TCP, or TLS over TCP (boxed: a rustls
+/// session is kilobytes, and plain connections should not carry its room).
+pub(crate) enum Io {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Io {
+    /// Writes what the socket takes now without registering for write
+    /// readiness on plain TCP (TLS registers: it cannot write otherwise);
+    /// `WouldBlock` when nothing went.
+    fn try_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Plain(tcp) => tcp.try_write(buf),
+            Io::Tls(tls) => match Pin::new(&mut **tls).poll_write(cx, buf) {
+                Poll::Ready(r) => r,
+                Poll::Pending => Err(ErrorKind::WouldBlock.into()),
+            },
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+
+    /// Pushes out ciphertext rustls holds after a write it accepted
+    /// whole; nothing to do on plain TCP.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Io::Plain(_) => Poll::Ready(Ok(())),
+            Io::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+
+    /// Whether TLS holds ciphertext the socket has not taken yet.
+    fn wants_write(&self) -> bool {
+        match self {
+            Io::Plain(_) => false,
+            Io::Tls(tls) => tls.get_ref().1.wants_write(),
+        }
+    }
+
+    /// Reads into `buf`; `Ok(0)` at end of stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        match self {
+            Io::Plain(tcp) => loop {
+                match tcp.poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                match tcp.try_read(buf) {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    r => return Poll::Ready(r),
+                }
+            },
+            Io::Tls(tls) => {
+                let mut read = ReadBuf::new(buf);
+                match Pin::new(&mut **tls).poll_read(cx, &mut read) {
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().len())),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
 /// Per-connection options from the upgrade request.
 #[derive(Clone, Copy, Default, Debug)]
 pub(crate) struct ConnOptions {
     /// `?batch=1`: several objects per frame, newline-separated.
     pub(crate) batch: bool,
+    /// `/v1/echo`: messages are sent back instead of read as requests,
+    /// and no `hello` is sent.
+    pub(crate) echo: bool,
 }
 
 /// Rounds of work one poll may do before yielding to other tasks, so a
@@ -83,7 +161,7 @@ enum Round {
 
 /// A client connection, driven as one task until it ends.
 pub(crate) struct Conn {
-    io: TcpStream,
+    io: Io,
     ctx: Arc<SessionContext>,
     outbox: Arc<Outbox>,
     /// `None` while a request runs (the request owns it).
@@ -115,7 +193,7 @@ impl Conn {
     /// Registers a new connection with the hub and queues its `hello`;
     /// `received` is what the client sent right after its handshake.
     pub(crate) fn new(
-        io: TcpStream,
+        io: Io,
         received: &[u8],
         ctx: Arc<SessionContext>,
         id: u64,
@@ -136,10 +214,12 @@ impl Conn {
             max_message_bytes: ctx.config.max_message_bytes,
         };
         let server = concat!("tickwire/", env!("CARGO_PKG_VERSION"));
-        push(
-            &outbox,
-            protocol::hello(server, ctx.config.heartbeat_ms, &limits),
-        );
+        if !opts.echo {
+            push(
+                &outbox,
+                protocol::hello(server, ctx.config.heartbeat_ms, &limits),
+            );
+        }
         // Upgraded just as the drain began: it may have missed the drain's
         // list of connections, and upgrades are refused from now on, so
         // it goes at once (after its hello) rather than at a turn.
@@ -228,7 +308,7 @@ impl Conn {
             Ok(moved) => progress |= moved,
             Err(()) => return Round::Done,
         }
-        if self.out.is_empty() {
+        if self.out.is_empty() && !self.io.wants_write() {
             match self.phase {
                 Phase::Open => match self.pass(cx) {
                     Ok(moved) => progress |= moved,
@@ -256,20 +336,17 @@ impl Conn {
     fn flush(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
         let mut moved = false;
         while !self.out.is_empty() {
-            match self.io.poll_write_ready(cx) {
+            match self.io.poll_write(cx, &self.out) {
                 Poll::Pending => break,
-                Poll::Ready(Err(_)) => return Err(()),
-                Poll::Ready(Ok(())) => {}
-            }
-            match self.io.try_write(&self.out) {
-                Ok(0) => return Err(()),
-                Ok(n) => {
+                Poll::Ready(Ok(0) | Err(_)) => return Err(()),
+                Poll::Ready(Ok(n)) => {
                     self.out.drain(..n);
                     moved = true;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => return Err(()),
             }
+        }
+        if let Poll::Ready(Err(_)) = self.io.poll_flush(cx) {
+            return Err(());
         }
         if moved {
             let now_ms = self.ctx.now_ms();
@@ -321,7 +398,7 @@ impl Conn {
         // pass may use `self` freely.
         let mut bytes = BYTES.with(|b| std::mem::take(&mut *b.borrow_mut()));
         bytes.clear();
-        let result = self.write_pass(now, &mut bytes);
+        let result = self.write_pass(now, &mut bytes, cx);
         if bytes.capacity() <= SCRATCH_KEEP {
             BYTES.with(|b| *b.borrow_mut() = bytes);
         }
@@ -334,7 +411,12 @@ impl Conn {
 
     /// Drains and encodes into `bytes` and writes them; `Ok(false)` when
     /// there was nothing to send.
-    fn write_pass(&mut self, now: Instant, bytes: &mut Vec<u8>) -> Result<bool, ()> {
+    fn write_pass(
+        &mut self,
+        now: Instant,
+        bytes: &mut Vec<u8>,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, ()> {
         let (drained, frames) = drain_encoded(
             &self.outbox,
             now,
@@ -365,16 +447,16 @@ impl Conn {
         if drained.depth > 0 {
             metrics.depth.record(drained.depth as f64);
         }
-        self.write_direct(bytes)?;
+        self.write_direct(bytes, cx)?;
         Ok(true)
     }
 
     /// Writes `bytes` as far as the socket takes them without waiting;
     /// the rest is kept for [`flush`](Self::flush).
-    fn write_direct(&mut self, bytes: &[u8]) -> Result<(), ()> {
+    fn write_direct(&mut self, bytes: &[u8], cx: &mut Context<'_>) -> Result<(), ()> {
         let mut sent = 0;
         while sent < bytes.len() {
-            match self.io.try_write(&bytes[sent..]) {
+            match self.io.try_write(cx, &bytes[sent..]) {
                 Ok(0) => return Err(()),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -434,16 +516,12 @@ impl Conn {
                     }
                 },
             }
-            match self.io.poll_read_ready(cx) {
-                Poll::Pending => return Ok(moved),
-                Poll::Ready(Err(_)) => return Err(()),
-                Poll::Ready(Ok(())) => {}
-            }
             let read = READ.with(|buf| {
                 let buf = &mut *buf.borrow_mut();
-                match self.io.try_read(buf) {
-                    Ok(0) => Err(()),
-                    Ok(n) => {
+                match self.io.poll_read(cx, buf) {
+                    Poll::Pending => Ok(None),
+                    Poll::Ready(Ok(0) | Err(_)) => Err(()),
+                    Poll::Ready(Ok(n)) => {
                         let pulse = &self.outbox.pulse;
                         pulse.heard_ms.store(self.ctx.now_ms(), Ordering::Relaxed);
                         pulse.pinged_ms.store(0, Ordering::Relaxed);
@@ -452,19 +530,18 @@ impl Conn {
                                 .get_or_insert_with(Box::default)
                                 .extend(&buf[..n]);
                         }
-                        Ok(true)
+                        Ok(Some(()))
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
-                    Err(_) => Err(()),
                 }
             });
             match read {
+                Ok(None) => return Ok(moved),
                 // End of stream or a failed socket: the client has gone.
                 Err(()) => {
                     self.outbox.close(CloseReason::Ended);
                     return Err(());
                 }
-                Ok(got) => moved |= got,
+                Ok(Some(())) => moved = true,
             }
         }
     }
@@ -475,6 +552,16 @@ impl Conn {
             return false;
         }
         match event {
+            // The echo route: the decoder has applied the frame, size and
+            // UTF-8 rules already, and `READ_PAUSE_BYTES` bounds what a
+            // client that does not read can queue.
+            Event::Text(text) if self.opts.echo => {
+                // The decoder checked it is UTF-8.
+                if let Ok(text) = std::str::from_utf8(&text) {
+                    ws::text(&mut self.out, text);
+                }
+            }
+            Event::Binary(data) if self.opts.echo => ws::binary(&mut self.out, &data),
             Event::Text(text) => {
                 let Some(mut session) = self.session.take() else {
                     return false;
@@ -489,7 +576,7 @@ impl Conn {
                     Poll::Pending => self.request = Some(request),
                 }
             }
-            Event::Binary => {
+            Event::Binary(_) => {
                 if let Some(session) = self.session.as_mut() {
                     session.on_binary();
                 }

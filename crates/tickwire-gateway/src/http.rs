@@ -15,11 +15,12 @@ use tickwire_model::protocol::{self, ErrorCode};
 use tickwire_model::wire::JsonWriter;
 use tickwire_model::{Channel, Instrument, Topic};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, debug};
 
-use crate::conn::{Conn, ConnOptions};
+use crate::conn::{Conn, ConnOptions, Io};
 use crate::server::{LoadGuard, Refused};
 use crate::session::SessionContext;
 
@@ -43,7 +44,8 @@ pub(crate) async fn handle(
     }
     let path = req.uri().path().to_owned();
     let response = match path.as_str() {
-        "/v1/ws" => upgrade(req, ctx, tracker, load),
+        "/v1/ws" => upgrade(req, ctx, tracker, load, false),
+        "/v1/echo" if ctx.config.echo_route => upgrade(req, ctx, tracker, load, true),
         "/healthz" => json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}")),
         "/readyz" => {
             if ctx.drain.is_cancelled() {
@@ -134,6 +136,7 @@ fn upgrade(
     ctx: Arc<SessionContext>,
     tracker: TaskTracker,
     load: Arc<LoadGuard>,
+    echo: bool,
 ) -> Response<Body> {
     if ctx.drain.is_cancelled() {
         return draining();
@@ -218,23 +221,22 @@ fn upgrade(
             // Our own framing runs on the bare socket (hyper's buffers and its
             // boxed I/O are dropped here); bytes the client sent right after
             // the handshake come along in `read_buf`.
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    let conn = Conn::new(
-                        parts.io.into_inner(),
-                        &parts.read_buf,
-                        ctx,
-                        id,
-                        ConnOptions { batch },
-                        load,
-                    );
-                    // A task of its own, so it holds only the connection: this
-                    // one's state (hyper's upgrade future, and `read_buf`, a
-                    // view that would pin hyper's whole read buffer) ends here.
-                    conns.spawn(conn.in_current_span());
-                }
-                Err(_) => debug!("upgraded connection is not a TCP stream"),
-            }
+            let (io, read_buf) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => (Io::Plain(parts.io.into_inner()), parts.read_buf),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                    Ok(parts) => (Io::Tls(Box::new(parts.io.into_inner())), parts.read_buf),
+                    Err(_) => {
+                        debug!("upgraded connection is neither TCP nor TLS over TCP");
+                        return;
+                    }
+                },
+            };
+            let conn = Conn::new(io, &read_buf, ctx, id, ConnOptions { batch, echo }, load);
+            drop(read_buf);
+            // A task of its own, so it holds only the connection: this
+            // one's state (hyper's upgrade future, and `read_buf`, a view
+            // that would pin hyper's whole read buffer) ends here.
+            conns.spawn(conn.in_current_span());
         }
         .in_current_span(),
     );

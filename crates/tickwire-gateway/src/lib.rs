@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outbox;
 mod server;
 mod session;
+mod tls;
 mod web;
 mod ws;
 

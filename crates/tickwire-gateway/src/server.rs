@@ -36,6 +36,7 @@ use crate::{Error, Result, http};
 /// A running gateway.
 pub struct Gateway {
     addr: SocketAddr,
+    tls: bool,
     shards: Arc<[Shard]>,
     accept: JoinHandle<()>,
     drain: JoinHandle<()>,
@@ -75,6 +76,17 @@ impl Gateway {
             abort: CancellationToken::new(),
         };
         let limits = Arc::new(ConnLimits::new(&config));
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let tls = Arc::new(crate::tls::Tls::load(cert, key).map_err(Error::Config)?);
+                tokio::spawn(tls.clone().watch(
+                    Duration::from_millis(config.tls_reload_poll_ms),
+                    tokens.stop.clone(),
+                ));
+                Some(tls)
+            }
+            _ => None,
+        };
         let mut shards = Vec::new();
         for index in 0..config.shard_count() {
             shards.push(
@@ -84,6 +96,7 @@ impl Gateway {
                     config.clone(),
                     tokens.clone(),
                     limits.clone(),
+                    tls.clone(),
                 )
                 .await?,
             );
@@ -107,13 +120,19 @@ impl Gateway {
             shutdown.cancelled().await;
             drain.run().await;
         });
-        info!(%addr, shards = shards.len(), "gateway listening");
+        info!(%addr, shards = shards.len(), tls = tls.is_some(), "gateway listening");
         Ok(Self {
             addr,
+            tls: tls.is_some(),
             shards,
             accept,
             drain,
         })
+    }
+
+    /// Whether the listener speaks TLS (`https://`, `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// The address actually bound (useful with port 0).
@@ -179,6 +198,7 @@ async fn start_shard(
     config: GatewayConfig,
     tokens: Tokens,
     limits: Arc<ConnLimits>,
+    tls: Option<Arc<crate::tls::Tls>>,
 ) -> Result<Shard> {
     let (conns, rx) = mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -207,6 +227,7 @@ async fn start_shard(
                     drain: tokens.drain,
                     stop: tokens.stop,
                     writer_metrics: crate::metrics::WriterMetrics::new(),
+                    tls,
                     epoch: std::time::Instant::now(),
                     limits,
                 });
@@ -426,8 +447,9 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection's HTTP (and, after an upgrade, its WebSocket
-/// session) until it ends or the end of the drain finishes it gracefully.
+/// Serves one connection: its TLS handshake first when TLS is on (here in
+/// the connection's task, bounded by `tls_handshake_timeout_ms`, so a slow
+/// or silent client holds up no one else), then its HTTP.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -435,6 +457,32 @@ async fn serve_connection(
     tracker: TaskTracker,
     load: Arc<LoadGuard>,
 ) {
+    let Some(tls) = ctx.tls.clone() else {
+        return serve_http(stream, peer, ctx, tracker, load).await;
+    };
+    let timeout = Duration::from_millis(ctx.config.tls_handshake_timeout_ms);
+    let handshake = tokio::select! {
+        h = tokio::time::timeout(timeout, tls.acceptor.accept(stream)) => h,
+        _ = ctx.stop.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_http(stream, peer, ctx, tracker, load).await,
+        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serves one connection's HTTP (and, after an upgrade, its WebSocket
+/// session) until it ends or the end of the drain finishes it gracefully.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    ctx: Arc<SessionContext>,
+    tracker: TaskTracker,
+    load: Arc<LoadGuard>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let ctx = ctx.clone();
         service_fn(move |req| http::handle(req, ctx.clone(), tracker.clone(), load.clone()))

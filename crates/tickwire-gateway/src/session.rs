@@ -29,6 +29,9 @@ pub(crate) struct SessionContext {
     /// Metric handles every writer of this shard records to (shared: a
     /// copy per connection would cost ~100 bytes of each idle one).
     pub(crate) writer_metrics: WriterMetrics,
+    /// The listener's TLS, when configured: shared by every shard, so a
+    /// reload reaches them all.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
     /// Zero of the shard's millisecond clock ([`Self::now_ms`]).
     pub(crate) epoch: Instant,
     /// The connection limits, shared by every shard.

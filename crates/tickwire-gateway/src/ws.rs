@@ -13,8 +13,8 @@
 pub(crate) enum Event {
     /// A whole text message (fragments joined), valid UTF-8.
     Text(Vec<u8>),
-    /// A whole binary message; its content is of no use to us.
-    Binary,
+    /// A whole binary message (only the echo route uses its content).
+    Binary(Vec<u8>),
     /// A ping, with the payload the pong must echo.
     Ping(Vec<u8>),
     /// A pong (an answer to our heartbeat).
@@ -168,7 +168,7 @@ impl Decoder {
 
 fn message(text: bool, data: Vec<u8>) -> Result<Event, Violation> {
     if !text {
-        return Ok(Event::Binary);
+        return Ok(Event::Binary(data));
     }
     if std::str::from_utf8(&data).is_err() {
         return Err(Violation::InvalidUtf8);
@@ -307,6 +307,12 @@ pub(crate) fn text(out: &mut Vec<u8>, payload: &str) {
     out.extend_from_slice(payload.as_bytes());
 }
 
+/// Appends a binary frame.
+pub(crate) fn binary(out: &mut Vec<u8>, payload: &[u8]) {
+    header(out, OP_BINARY, payload.len());
+    out.extend_from_slice(payload);
+}
+
 /// Appends an empty ping (the heartbeat).
 pub(crate) fn ping(out: &mut Vec<u8>) {
     header(out, OP_PING, 0);
@@ -389,7 +395,7 @@ mod tests {
             decode_all(&bytes),
             Ok(vec![
                 Event::Text(b"{\"op\":\"ping\"}".to_vec()),
-                Event::Binary,
+                Event::Binary(vec![0, 1, 2]),
                 Event::Ping(b"hi".to_vec()),
                 Event::Pong,
                 Event::Close(Some(1000)),

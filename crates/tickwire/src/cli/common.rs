@@ -201,11 +201,16 @@ pub(crate) async fn join_feeds(tasks: Vec<JoinHandle<()>>) {
 }
 
 /// Tells the user (stdout, for scripts) and the log where to connect.
-pub(crate) fn announce(addr: SocketAddr) {
+pub(crate) fn announce(addr: SocketAddr, tls: bool) {
+    let (http, ws) = if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     print_line(&format!(
-        "tickwire serving on http://{addr} (ws://{addr}/v1/ws)"
+        "tickwire serving on {http}://{addr} ({ws}://{addr}/v1/ws)"
     ));
-    info!(%addr, "serving: open http://{addr} or connect to ws://{addr}/v1/ws");
+    info!(%addr, "serving: open {http}://{addr} or connect to {ws}://{addr}/v1/ws");
 }
 
 /// One line on stdout, flushed at once for scripts that wait for it.

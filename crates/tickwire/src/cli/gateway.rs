@@ -76,7 +76,7 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the gateway")?;
 
-    common::announce(gateway.local_addr());
+    common::announce(gateway.local_addr(), gateway.is_tls());
 
     let signal = signals.next().await;
     info!(

@@ -120,7 +120,7 @@ async fn serve_with(
     .await
     .context("cannot start the gateway")?;
 
-    common::announce(gateway.local_addr());
+    common::announce(gateway.local_addr(), gateway.is_tls());
 
     let signal = signals.next().await;
     info!(
