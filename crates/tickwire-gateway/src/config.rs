@@ -73,6 +73,28 @@ pub struct GatewayConfig {
     /// clients receiving more than one update per interval. 0 writes every
     /// update as soon as it is offered. Default 1000.
     pub coalesce_us: u64,
+    /// WebSocket connections the whole server (all shards) holds at once;
+    /// an upgrade past it is answered 503 `too_many_connections`. 0 = no
+    /// limit. Default 0.
+    pub max_connections: usize,
+    /// WebSocket connections one client IP address holds at once; an
+    /// upgrade past it is answered 429 `too_many_connections`. 0 = no
+    /// limit. Default 0.
+    pub max_connections_per_ip: usize,
+    /// Time a new TCP connection has to send its whole HTTP request head
+    /// (and so its upgrade); a slower one is dropped without an answer, so
+    /// a slowloris cannot hold sockets. Default 10 000 ms.
+    pub handshake_timeout_ms: u64,
+    /// How long a heartbeat ping may go unanswered: the server pings a
+    /// client it has not heard from (or not written to) for
+    /// `heartbeat_ms`, and closes with 1008 one that then sends nothing,
+    /// not even a pong, for this long. 0 = never. Default 30 000 ms.
+    pub pong_timeout_ms: u64,
+    /// Browser origins (`https://board.example.com`) allowed to open a
+    /// WebSocket; an upgrade whose `Origin` header is not listed is
+    /// answered 403 `forbidden_origin`. Requests without `Origin` (not from
+    /// a browser) are not affected. Empty = every origin. Default empty.
+    pub allowed_origins: Vec<String>,
     /// PEM certificate chain for TLS (`wss://`, `https://`); with
     /// `tls_key_file`, the listener speaks only TLS. Default none (plain).
     pub tls_cert_file: Option<PathBuf>,
@@ -112,6 +134,11 @@ impl Default for GatewayConfig {
             shards: 0,
             send_buffer_bytes: 64 << 10,
             coalesce_us: 1000,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            handshake_timeout_ms: 10_000,
+            pong_timeout_ms: 30_000,
+            allowed_origins: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,
             tls_reload_poll_ms: 5_000,
@@ -126,7 +153,7 @@ impl GatewayConfig {
     /// Checks every value is usable; the error names the key
     /// (`gateway.control_queue_len`) and the least value accepted.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        let minimums: [(&str, u64, u64); 11] = [
+        let minimums: [(&str, u64, u64); 12] = [
             ("tls_reload_poll_ms", self.tls_reload_poll_ms, 100),
             (
                 "tls_handshake_timeout_ms",
@@ -151,6 +178,7 @@ impl GatewayConfig {
             ("control_queue_len", self.control_queue_len as u64, 16),
             ("max_batch_bytes", self.max_batch_bytes as u64, 1024),
             ("shutdown_timeout_ms", self.shutdown_timeout_ms, 1),
+            ("handshake_timeout_ms", self.handshake_timeout_ms, 100),
         ];
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(crate::Error::Config(

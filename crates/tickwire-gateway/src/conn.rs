@@ -203,10 +203,9 @@ impl Conn {
         admission: Admission,
     ) -> Self {
         let outbox = Arc::new(Outbox::new(ctx.config.outbox()));
-        outbox
-            .pulse
-            .written_ms
-            .store(ctx.now_ms(), Ordering::Relaxed);
+        let opened = ctx.now_ms();
+        outbox.pulse.written_ms.store(opened, Ordering::Relaxed);
+        outbox.pulse.heard_ms.store(opened, Ordering::Relaxed);
         ctx.hub.register(id, outbox.clone());
         metrics::gauge!(m::CONNECTIONS).increment(1.0);
         metrics::counter!(m::CONNECTIONS_OPENED).increment(1);
@@ -265,6 +264,15 @@ impl Conn {
         }
         if pokes & Pulse::PING != 0 && self.out.is_empty() && self.phase == Phase::Open {
             ws::ping(&mut self.out);
+            // The pong timeout runs from a ping actually sent: a ping
+            // skipped behind unsent bytes does not count against a slow
+            // but live client.
+            let _ = self.outbox.pulse.pinged_ms.compare_exchange(
+                0,
+                self.ctx.now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
         // Registered first: a close or an offer from here on wakes us.
         self.outbox.register(cx.waker());
@@ -274,12 +282,22 @@ impl Conn {
                 // close; dropping it drops the session it holds, which
                 // unsubscribes whatever it registered.
                 self.request = None;
-                if !self.out.is_empty() || reason.close_frame().is_none() {
-                    // A stuck socket (the pass below cannot run) or
-                    // nothing to say: close now. Otherwise the pass sends
-                    // what is queued, then the close frame.
-                    self.begin_close(reason);
+                if self.out.is_empty() && reason.close_frame().is_some() {
+                    // What was queued before the close (the replies that
+                    // led to it: `rate_limited` errors) goes first. Left
+                    // to the next pass, the close frame could wait for a
+                    // wake-up that never comes once that pass had frames
+                    // to send. A stuck socket (bytes still unsent) gets
+                    // the close at once.
+                    drain_encoded(
+                        &self.outbox,
+                        Instant::now(),
+                        &mut self.out,
+                        self.opts,
+                        self.ctx.config.max_batch_bytes,
+                    );
                 }
+                self.begin_close(reason);
             }
         }
         if let Some(request) = self.request.as_mut() {
@@ -507,6 +525,9 @@ impl Conn {
                     Poll::Pending => Ok(None),
                     Poll::Ready(Ok(0) | Err(_)) => Err(()),
                     Poll::Ready(Ok(n)) => {
+                        let pulse = &self.outbox.pulse;
+                        pulse.heard_ms.store(self.ctx.now_ms(), Ordering::Relaxed);
+                        pulse.pinged_ms.store(0, Ordering::Relaxed);
                         if self.phase == Phase::Open {
                             self.decoder
                                 .get_or_insert_with(Box::default)
@@ -771,7 +792,7 @@ fn encode(out: &mut Vec<u8>, frames: &[Frame], batch: bool, max_batch: usize) {
 }
 
 /// The shard's periodic check of its connections: heartbeat pings for the
-/// quiet ones, slow-consumer closes for sockets that took nothing for the
+/// quiet ones, closes for the ones that answer no ping, slow-consumer closes for sockets that took nothing for the
 /// timeout, and an end to closes past the close grace. Runs as long as
 /// the shard (closes during shutdown need it too); one pass costs a few
 /// atomic loads per connection.
@@ -780,7 +801,16 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
     let heartbeat = config.heartbeat_ms;
     let slow = config.slow_consumer_timeout_ms;
     let grace = config.close_grace_ms;
-    let tick = heartbeat.min(slow).min(grace.max(100)) / 4;
+    // 0 = never: past any deadline a shard's clock reaches.
+    let pong = match config.pong_timeout_ms {
+        0 => u64::MAX,
+        ms => ms,
+    };
+    let tick = heartbeat
+        .min(slow)
+        .min(grace.max(100))
+        .min(config.pong_timeout_ms.max(100))
+        / 4;
     let mut interval = tokio::time::interval(Duration::from_millis(tick.clamp(5, 1000)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -802,8 +832,17 @@ pub(crate) async fn sweep(ctx: Arc<SessionContext>) {
                 }
                 return;
             }
+            let pinged = pulse.pinged_ms.load(Ordering::Relaxed);
+            if pinged != 0 && now.saturating_sub(pinged) >= pong {
+                outbox.close(CloseReason::PongTimeout);
+                return;
+            }
+            let heard = now.saturating_sub(pulse.heard_ms.load(Ordering::Relaxed));
+            // A client that only receives is pinged too, so that a dead
+            // one is found; until it answers, every pass pings again
+            // (a ping skipped behind unsent bytes is not lost).
             let written = pulse.written_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(written) >= heartbeat {
+            if now.saturating_sub(written) >= heartbeat || heard >= heartbeat {
                 outbox.poke(Pulse::PING);
             }
         });

@@ -23,7 +23,7 @@ use tracing::{Instrument as _, debug};
 use crate::auth::{Admission, request_token};
 use crate::conn::{Conn, ConnOptions, Io};
 use crate::entitle::Entitlements;
-use crate::server::LoadGuard;
+use crate::server::{LoadGuard, Refused};
 use crate::session::SessionContext;
 
 type Body = Full<Bytes>;
@@ -222,6 +222,35 @@ fn upgrade(
             "missing Sec-WebSocket-Key",
         );
     };
+    if !origin_allowed(headers, &ctx.config.allowed_origins) {
+        refused("origin");
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this origin may not open a WebSocket here",
+        );
+    }
+    match ctx.limits.admit(load.ip) {
+        Ok(slot) => {
+            let _ = load.slot.set(slot);
+        }
+        Err(Refused::Server) => {
+            refused("max_connections");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server holds as many connections as it may",
+            );
+        }
+        Err(Refused::Ip) => {
+            refused("max_connections_per_ip");
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this address holds as many connections as it may",
+            );
+        }
+    }
     let accept = derive_accept_key(key.as_bytes());
     // Bad credentials still get the upgrade, then a 4001 close: a browser
     // cannot read an HTTP 401 body, but it sees the close code.
@@ -281,6 +310,27 @@ fn upgrade(
         .unwrap_or_default()
 }
 
+fn refused(reason: &'static str) {
+    metrics::counter!(crate::metrics::UPGRADES_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Whether an upgrade may go on under the `allowed_origins` list: no
+/// list, no `Origin` (not a browser), or an `Origin` on the list
+/// (compared without case, as browsers send scheme and host lowercase).
+fn origin_allowed(headers: &http::HeaderMap, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+        }),
+    }
+}
+
 /// The answer to an upgrade during a drain: the listener stays open for
 /// probes and scrapes, but new WebSocket clients belong on another
 /// instance. `Retry-After` is 1 to 5 s, varied per answer, so clients
@@ -321,4 +371,27 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         .string(message)
         .raw("}");
     json(status, w.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_only_for_browsers_and_only_with_a_list() {
+        let with = |origin: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, o.parse().expect("header"));
+            }
+            h
+        };
+        let list = vec!["https://board.example/".to_string()];
+        assert!(origin_allowed(&with(Some("https://evil.example")), &[]));
+        assert!(origin_allowed(&with(None), &list));
+        assert!(origin_allowed(&with(Some("https://board.example")), &list));
+        assert!(origin_allowed(&with(Some("HTTPS://Board.Example")), &list));
+        assert!(!origin_allowed(&with(Some("https://evil.example")), &list));
+        assert!(!origin_allowed(&with(Some("null")), &list));
+    }
 }

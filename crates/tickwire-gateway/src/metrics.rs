@@ -13,6 +13,10 @@ pub const CONNECTIONS: &str = "tickwire_gateway_connections";
 pub const CONNECTIONS_OPENED: &str = "tickwire_gateway_connections_opened_total";
 /// Connections closed, by reason.
 pub const CONNECTIONS_CLOSED: &str = "tickwire_gateway_connections_closed_total";
+/// WebSocket upgrades refused by a limit, by reason.
+pub const UPGRADES_REFUSED: &str = "tickwire_gateway_upgrades_refused_total";
+/// Reasons of [`UPGRADES_REFUSED`].
+pub const REFUSAL_REASONS: [&str; 3] = ["max_connections", "max_connections_per_ip", "origin"];
 /// Active subscriptions over all connections.
 pub const SUBSCRIPTIONS: &str = "tickwire_gateway_subscriptions";
 /// Topics this gateway is subscribed to on the bus.
@@ -70,6 +74,9 @@ pub fn install_metrics() -> Option<&'static PrometheusHandle> {
             metrics::gauge!(CONNECTIONS).increment(0.0);
             metrics::counter!(CONNECTIONS_OPENED).increment(0);
             metrics::counter!(SLOW_CONSUMER_CLOSES).increment(0);
+            for reason in REFUSAL_REASONS {
+                metrics::counter!(UPGRADES_REFUSED, "reason" => reason).increment(0);
+            }
             for reason in crate::outbox::CloseReason::ALL {
                 metrics::counter!(CONNECTIONS_CLOSED, "reason" => reason.as_str()).increment(0);
             }
@@ -107,6 +114,10 @@ fn describe() {
     g!(CONNECTIONS, "Open client WebSocket connections");
     c!(CONNECTIONS_OPENED, "Client WebSocket connections opened");
     c!(CONNECTIONS_CLOSED, "Client connections closed, by reason");
+    c!(
+        UPGRADES_REFUSED,
+        "WebSocket upgrades refused by a connection limit or the Origin list, by reason"
+    );
     g!(SUBSCRIPTIONS, "Active client subscriptions");
     g!(
         BUS_TOPICS,

@@ -82,13 +82,16 @@ pub enum CloseReason {
     Unauthorized,
     /// The key already holds all the connections it is entitled to (1008).
     TooManyConnections,
+    /// The client answered no heartbeat ping within `pong_timeout_ms`
+    /// (1008).
+    PongTimeout,
     /// The client left; nothing more to say.
     Ended,
 }
 
 impl CloseReason {
     /// Every reason, for metrics registered up front.
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::SlowConsumer,
         CloseReason::MessageTooBig,
         CloseReason::RateLimited,
@@ -97,6 +100,7 @@ impl CloseReason {
         CloseReason::InvalidPayload,
         CloseReason::Unauthorized,
         CloseReason::TooManyConnections,
+        CloseReason::PongTimeout,
         CloseReason::Ended,
     ];
 
@@ -111,6 +115,7 @@ impl CloseReason {
             CloseReason::InvalidPayload => Some((1007, "invalid utf-8")),
             CloseReason::Unauthorized => Some((4001, "unauthorized")),
             CloseReason::TooManyConnections => Some((1008, "too many connections for this key")),
+            CloseReason::PongTimeout => Some((1008, "pong timeout")),
             CloseReason::Ended => None,
         }
     }
@@ -126,6 +131,7 @@ impl CloseReason {
             CloseReason::InvalidPayload => "invalid_payload",
             CloseReason::Unauthorized => "unauthorized",
             CloseReason::TooManyConnections => "too_many_connections",
+            CloseReason::PongTimeout => "pong_timeout",
             CloseReason::Ended => "client_left",
         }
     }
@@ -264,12 +270,19 @@ pub(crate) struct Pulse {
     pub(crate) stalled_ms: AtomicU64,
     /// When the connection started closing (its close frame queued).
     pub(crate) closing_ms: AtomicU64,
+    /// When the client last sent bytes (or the connection opened), for
+    /// the heartbeat: a silent client is pinged, then closed.
+    pub(crate) heard_ms: AtomicU64,
+    /// When the oldest heartbeat ping the client has not answered (by
+    /// sending anything) was queued; 0 when none is outstanding.
+    pub(crate) pinged_ms: AtomicU64,
     /// Requests from the sweep: [`Pulse::PING`], [`Pulse::ABORT`].
     pub(crate) pokes: AtomicU8,
 }
 
 impl Pulse {
-    /// Send a heartbeat ping: nothing was written for a heartbeat interval.
+    /// Send a heartbeat ping: nothing was written, or nothing heard, for a
+    /// heartbeat interval.
     pub(crate) const PING: u8 = 1;
     /// Give up on the close handshake: the close grace has passed.
     pub(crate) const ABORT: u8 = 2;

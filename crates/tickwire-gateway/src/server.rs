@@ -11,13 +11,14 @@
 //! cross-thread wake-up or cache-line traffic per delivery (a shared
 //! multi-threaded runtime measured about twice the CPU per socket write).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tickwire_bus::Bus;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -74,6 +75,7 @@ impl Gateway {
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
         };
+        let limits = Arc::new(ConnLimits::new(&config));
         let tls = match (&config.tls_cert_file, &config.tls_key_file) {
             (Some(cert), Some(key)) => {
                 let tls = Arc::new(crate::tls::Tls::load(cert, key).map_err(Error::Config)?);
@@ -93,6 +95,7 @@ impl Gateway {
                     bus.clone(),
                     config.clone(),
                     tokens.clone(),
+                    limits.clone(),
                     tls.clone(),
                 )
                 .await?,
@@ -194,6 +197,7 @@ async fn start_shard(
     bus: Arc<dyn Bus>,
     config: GatewayConfig,
     tokens: Tokens,
+    limits: Arc<ConnLimits>,
     tls: Option<Arc<crate::tls::Tls>>,
 ) -> Result<Shard> {
     let (conns, rx) = mpsc::unbounded_channel();
@@ -225,6 +229,7 @@ async fn start_shard(
                     writer_metrics: crate::metrics::WriterMetrics::new(),
                     tls,
                     epoch: std::time::Instant::now(),
+                    limits,
                 });
                 tokio::spawn(crate::conn::sweep(ctx.clone()));
                 if ready_tx.send(Ok(ctx.clone())).is_err() {
@@ -250,12 +255,91 @@ async fn start_shard(
 }
 
 /// Counts one connection against its shard's load until dropped: held by
-/// the HTTP connection and, after an upgrade, by the WebSocket session.
-pub(crate) struct LoadGuard(Arc<AtomicUsize>);
+/// the HTTP connection and, after an upgrade, by the WebSocket session,
+/// which also holds its place under the connection limits here.
+pub(crate) struct LoadGuard {
+    load: Arc<AtomicUsize>,
+    /// The client's address, for the per-IP limit.
+    pub(crate) ip: IpAddr,
+    /// Set once the connection is upgraded and admitted.
+    pub(crate) slot: OnceLock<ConnSlot>,
+}
 
 impl Drop for LoadGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The WebSocket connections held, over all shards, against
+/// `max_connections` and `max_connections_per_ip`.
+pub(crate) struct ConnLimits {
+    max: usize,
+    max_per_ip: usize,
+    /// Connections per client address, and their total; one lock, taken
+    /// once per upgrade and once per close.
+    held: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Why an upgrade was refused by [`ConnLimits::admit`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// `max_connections` is reached.
+    Server,
+    /// `max_connections_per_ip` is reached for this address.
+    Ip,
+}
+
+impl ConnLimits {
+    fn new(config: &GatewayConfig) -> Self {
+        Self {
+            max: config.max_connections,
+            max_per_ip: config.max_connections_per_ip,
+            held: Mutex::default(),
+        }
+    }
+
+    /// Takes a place for a connection from `ip`, given back when the slot
+    /// is dropped.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> std::result::Result<ConnSlot, Refused> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *held;
+        if self.max > 0 && *total >= self.max {
+            return Err(Refused::Server);
+        }
+        let mine = per_ip.entry(ip).or_insert(0);
+        if self.max_per_ip > 0 && *mine >= self.max_per_ip {
+            if *mine == 0 {
+                per_ip.remove(&ip);
+            }
+            return Err(Refused::Ip);
+        }
+        *mine += 1;
+        *total += 1;
+        Ok(ConnSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One admitted WebSocket connection's place under the limits.
+pub(crate) struct ConnSlot {
+    limits: Arc<ConnLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut held = self.limits.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *held;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -285,7 +369,11 @@ async fn serve_shard(
                 continue;
             }
         };
-        let guard = Arc::new(LoadGuard(load.clone()));
+        let guard = Arc::new(LoadGuard {
+            load: load.clone(),
+            ip: peer.ip(),
+            slot: OnceLock::new(),
+        });
         // One span per client connection, shared by its HTTP handling and,
         // after an upgrade, its WebSocket session.
         let span = tracing::info_span!("conn", %peer);
@@ -399,7 +487,12 @@ async fn serve_http<S>(
         let ctx = ctx.clone();
         service_fn(move |req| http::handle(req, ctx.clone(), tracker.clone(), load.clone()))
     };
+    // hyper's header timeout runs from the connection's start, so a
+    // client that connects and sends nothing (or a byte a second) is
+    // dropped too.
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(ctx.config.handshake_timeout_ms))
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -414,5 +507,54 @@ async fn serve_http<S>(
     };
     if let Err(e) = result {
         debug!(%peer, error = %e, "http connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: usize, max_per_ip: usize) -> Arc<ConnLimits> {
+        Arc::new(ConnLimits::new(&GatewayConfig {
+            max_connections: max,
+            max_connections_per_ip: max_per_ip,
+            ..GatewayConfig::default()
+        }))
+    }
+
+    #[test]
+    fn places_are_counted_per_ip_and_overall_and_given_back() {
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let l = limits(3, 2);
+        let a1 = l.admit(a).expect("a1");
+        let _a2 = l.admit(a).expect("a2");
+        assert_eq!(l.admit(a).err(), Some(Refused::Ip));
+        let _b1 = l.admit(b).expect("b1");
+        assert_eq!(l.admit(b).err(), Some(Refused::Server));
+        drop(a1);
+        let _a3 = l.admit(a).expect("a place given back");
+        let held = l.held.lock().expect("lock");
+        assert_eq!(held.0, 3);
+        assert_eq!(held.1.len(), 2);
+    }
+
+    #[test]
+    fn zero_means_no_limit_and_refusals_leave_no_entry() {
+        let l = limits(0, 0);
+        let slots: Vec<_> = (0..100u8)
+            .map(|i| l.admit([10, 0, 0, i].into()).expect("admitted"))
+            .collect();
+        drop(slots);
+        let held = l.held.lock().expect("lock");
+        assert_eq!(held.0, 0);
+        assert!(held.1.is_empty());
+        drop(held);
+        let l = limits(0, 1);
+        let ip: IpAddr = [127, 0, 0, 9].into();
+        let kept = l.admit(ip).expect("first");
+        assert!(l.admit(ip).is_err());
+        drop(kept);
+        assert!(l.held.lock().expect("lock").1.is_empty());
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct SessionContext {
     pub(crate) tls: Option<Arc<crate::tls::Tls>>,
     /// Zero of the shard's millisecond clock ([`Self::now_ms`]).
     pub(crate) epoch: Instant,
+    /// The connection limits, shared by every shard.
+    pub(crate) limits: Arc<crate::server::ConnLimits>,
 }
 
 impl SessionContext {
