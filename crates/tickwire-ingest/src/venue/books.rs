@@ -240,4 +240,142 @@ mod tests {
         books.invalidate(&i, "again", &mut out);
         assert!(out.books.is_empty(), "one report per break");
     }
+
+    // ---- property: whatever the venue sends, no crossed book goes out ----
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// One step a venue adapter takes through the tracker.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A snapshot with these levels (price in tenths, size; bids then
+        /// asks), then `publish(recovered)`.
+        Snapshot(Vec<(i64, i64)>, Vec<(i64, i64)>),
+        /// One level update (size 0 removes), then `publish` and
+        /// `publish_quote`, as the adapters do per message.
+        Level { bid: bool, price: i64, size: i64 },
+        /// The adapter saw a sequence gap.
+        Break,
+    }
+
+    fn levels() -> impl Strategy<Value = Vec<(i64, i64)>> {
+        proptest::collection::vec((1i64..60, 0i64..5), 0..8)
+    }
+
+    /// Bid and ask prices overlap, so many updates would cross the book.
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            1 => (levels(), levels()).prop_map(|(b, a)| Step::Snapshot(
+                b,
+                a.into_iter().map(|(p, s)| (p + 25, s)).collect(),
+            )),
+            8 => (any::<bool>(), 1i64..80, 0i64..5)
+                .prop_map(|(bid, price, size)| Step::Level { bid, price, size }),
+            1 => Just(Step::Break),
+        ]
+    }
+
+    fn px(tenths: i64) -> rust_decimal::Decimal {
+        rust_decimal::Decimal::new(tenths, 1)
+    }
+
+    fn apply(book: &mut Book, bid: bool, price: i64, size: i64) {
+        let (p, s) = (px(price), rust_decimal::Decimal::from(size));
+        if bid {
+            book.apply_bid(p, s);
+        } else {
+            book.apply_ask(p, s);
+        }
+    }
+
+    proptest! {
+        /// Through the shared tracker, any sequence of snapshots, level
+        /// updates and gaps: every published book top and quote is
+        /// uncrossed, ordered and at most `depth` deep; the top is the
+        /// model book's best `depth` levels; an update that crosses the book
+        /// breaks it (`crossed_book`, reported once) instead of being
+        /// published; and nothing is published between a break and the
+        /// next snapshot.
+        #[test]
+        fn published_books_are_never_crossed(
+            steps in proptest::collection::vec(step(), 1..200),
+            depth in 1usize..6,
+        ) {
+            let i = Instrument::parse("x:A-B").expect("instrument");
+            let mut books = Books::new(depth);
+            // The model: price (tenths) -> size per side, while synced.
+            let mut model: Option<(BTreeMap<i64, i64>, BTreeMap<i64, i64>)> = None;
+            let mut out = Output::default();
+            for step in steps {
+                out.clear();
+                match step {
+                    Step::Snapshot(bids, asks) => {
+                        let book = books.begin_snapshot(&i);
+                        let (mut mb, mut ma) = (BTreeMap::new(), BTreeMap::new());
+                        for (p, s) in bids {
+                            apply(book, true, p, s);
+                            if s == 0 { mb.remove(&p); } else { mb.insert(p, s); }
+                        }
+                        for (p, s) in asks {
+                            apply(book, false, p, s);
+                            if s == 0 { ma.remove(&p); } else { ma.insert(p, s); }
+                        }
+                        model = Some((mb, ma));
+                        books.publish(&i, 1, 1, true, &mut out);
+                        books.publish_quote(&i, 1, 1, &mut out);
+                    }
+                    Step::Level { bid, price, size } => {
+                        if let Some(book) = books.synced_mut(&i) {
+                            apply(book, bid, price, size);
+                            if let Some((mb, ma)) = model.as_mut() {
+                                let side = if bid { mb } else { ma };
+                                if size == 0 { side.remove(&price); } else { side.insert(price, size); }
+                            }
+                        }
+                        books.publish(&i, 1, 1, false, &mut out);
+                        books.publish_quote(&i, 1, 1, &mut out);
+                    }
+                    Step::Break => {
+                        books.invalidate(&i, SEQUENCE_GAP, &mut out);
+                        model = None;
+                    }
+                }
+                let crossed = model.as_ref().is_some_and(|(mb, ma)| {
+                    matches!((mb.keys().next_back(), ma.keys().next()), (Some(b), Some(a)) if b >= a)
+                });
+                if crossed {
+                    prop_assert!(out.events.is_empty(), "a crossed book published {:?}", out.events);
+                    prop_assert_eq!(&out.books, &vec![(i.clone(), Some(CROSSED))]);
+                    prop_assert!(!books.is_synced(&i));
+                    model = None;
+                    continue;
+                }
+                let Some((mb, ma)) = model.as_ref() else {
+                    prop_assert!(out.events.is_empty(), "published while broken: {:?}", out.events);
+                    prop_assert!(!books.is_synced(&i));
+                    continue;
+                };
+                prop_assert!(books.is_synced(&i));
+                for e in &out.events {
+                    match &e.payload {
+                        Payload::Book(top) => {
+                            prop_assert!(top.bids.len() <= depth && top.asks.len() <= depth);
+                            prop_assert!(top.bids.windows(2).all(|w| w[0].0 > w[1].0), "bids descend");
+                            prop_assert!(top.asks.windows(2).all(|w| w[0].0 < w[1].0), "asks ascend");
+                            if let (Some(b), Some(a)) = (top.bids.first(), top.asks.first()) {
+                                prop_assert!(b.0 < a.0, "published top is crossed");
+                            }
+                            let want_bids: Vec<_> = mb.iter().rev().take(depth).map(|(p, s)| (px(*p), rust_decimal::Decimal::from(*s))).collect();
+                            let want_asks: Vec<_> = ma.iter().take(depth).map(|(p, s)| (px(*p), rust_decimal::Decimal::from(*s))).collect();
+                            prop_assert_eq!(&top.bids, &want_bids);
+                            prop_assert_eq!(&top.asks, &want_asks);
+                        }
+                        Payload::Quote(q) => prop_assert!(q.bid < q.ask, "published quote is crossed"),
+                        other => prop_assert!(false, "unexpected payload {:?}", other),
+                    }
+                }
+            }
+        }
+    }
 }

@@ -866,3 +866,141 @@ fn capture_file_is_generated() {
         "feeds/kraken/capture.jsonl is stale: rerun with TICKWIRE_WRITE_CAPTURES=1"
     );
 }
+
+// ---- property: the checksum kept through the adapter is the venue's ----
+
+mod checksum_upkeep {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// The venue's side: the book as text levels (price in tenths, size in
+    /// 1e-8), bids all below asks, truncated to the subscribed depth.
+    #[derive(Default)]
+    struct VenueBook {
+        bids: BTreeMap<i64, i64>,
+        asks: BTreeMap<i64, i64>,
+    }
+
+    fn price_text(tenths: i64) -> String {
+        format!("{}.{}", tenths / 10, tenths % 10)
+    }
+
+    fn size_text(units: i64) -> String {
+        format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
+    }
+
+    impl VenueBook {
+        fn apply(&mut self, bid: bool, price: i64, size: i64) {
+            let side = if bid { &mut self.bids } else { &mut self.asks };
+            if size == 0 {
+                side.remove(&price);
+            } else {
+                side.insert(price, size);
+            }
+        }
+
+        /// Once per message, after all its levels: a level can enter and
+        /// leave the window within one message.
+        fn truncate(&mut self, depth: usize) {
+            while self.bids.len() > depth {
+                self.bids.pop_first();
+            }
+            while self.asks.len() > depth {
+                self.asks.pop_last();
+            }
+        }
+
+        /// Kraken's recipe, from scratch on the text: top 10 asks then top
+        /// 10 bids, price then size, without `.` and leading zeros.
+        fn checksum(&self) -> u32 {
+            let mut text = String::new();
+            let asks = self.asks.iter().take(10);
+            let bids = self.bids.iter().rev().take(10);
+            for (p, s) in asks.chain(bids) {
+                for t in [price_text(*p), size_text(*s)] {
+                    text.push_str(t.replace('.', "").trim_start_matches('0'));
+                }
+            }
+            crc32fast::hash(text.as_bytes())
+        }
+
+        fn levels(side: &[(bool, i64, i64)], bid: bool) -> String {
+            let items: Vec<String> = side
+                .iter()
+                .filter(|l| l.0 == bid)
+                .map(|(_, p, s)| {
+                    format!(r#"{{"price":{},"qty":{}}}"#, price_text(*p), size_text(*s))
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+
+        fn frame(kind: &str, changes: &[(bool, i64, i64)], checksum: u32) -> String {
+            format!(
+                r#"{{"channel":"book","type":"{kind}","data":[{{"symbol":"BTC/USD","bids":{},"asks":{},"checksum":{checksum},"timestamp":"2023-10-06T17:35:57Z"}}]}}"#,
+                Self::levels(changes, true),
+                Self::levels(changes, false)
+            )
+        }
+    }
+
+    /// A level change: bids at 100.0-149.9, asks at 150.0-199.9 (never
+    /// crossed), a delete about a quarter of the time.
+    fn change() -> impl Strategy<Value = (bool, i64, i64)> {
+        (
+            any::<bool>(),
+            0i64..500,
+            prop_oneof![1 => Just(0i64), 3 => 1i64..300_000_000],
+        )
+            .prop_map(|(bid, p, s)| (bid, if bid { 1000 + p } else { 1500 + p }, s))
+    }
+
+    proptest! {
+        /// Any snapshot and sequence of updates, each carrying the checksum
+        /// the venue computes from scratch on its text levels: the adapter's
+        /// incrementally kept (and truncated) book always verifies and
+        /// holds exactly the venue's levels; an update whose checksum is off
+        /// breaks the book (`checksum_mismatch`) and publishes nothing.
+        #[test]
+        fn incremental_checksum_equals_the_venues_recomputation(
+            snapshot in proptest::collection::vec(change(), 0..40),
+            updates in proptest::collection::vec((proptest::collection::vec(change(), 1..6), 0u8..20), 1..60),
+        ) {
+            let mut a = KrakenAdapter::new(&feed());
+            let depth = a.book_depth;
+            let mut venue = VenueBook::default();
+            let snapshot: Vec<_> = snapshot.into_iter().filter(|c| c.2 != 0).collect();
+            for &(bid, p, s) in &snapshot {
+                venue.apply(bid, p, s);
+            }
+            venue.truncate(depth);
+            let (r, out) = run(&mut a, &VenueBook::frame("snapshot", &snapshot, venue.checksum()));
+            prop_assert_eq!(r, Ok(()));
+            prop_assert_eq!(&out.books, &vec![(btc(), None)]);
+            for (changes, corrupt) in updates {
+                for &(bid, p, s) in &changes {
+                    venue.apply(bid, p, s);
+                }
+                venue.truncate(depth);
+                let sum = venue.checksum();
+                // One update in twenty carries a wrong checksum.
+                let sent = if corrupt == 0 { sum ^ 1 } else { sum };
+                let (r, out) = run(&mut a, &VenueBook::frame("update", &changes, sent));
+                prop_assert_eq!(r, Ok(()));
+                if sent != sum {
+                    prop_assert!(out.events.is_empty(), "a mismatching book was published");
+                    prop_assert_eq!(&out.books, &vec![(btc(), Some("checksum_mismatch"))]);
+                    return Ok(());
+                }
+                prop_assert!(out.books.is_empty(), "a verifying update broke the book: {:?}", out.books);
+                let book = &a.books.get(&btc()).expect("tracked").book;
+                prop_assert_eq!(kraken_checksum(book), sum);
+                let bids: Vec<_> = venue.bids.iter().rev().map(|(p, s)| (d(&price_text(*p)), d(&size_text(*s)))).collect();
+                let asks: Vec<_> = venue.asks.iter().map(|(p, s)| (d(&price_text(*p)), d(&size_text(*s)))).collect();
+                prop_assert_eq!(book.bids().collect::<Vec<_>>(), bids);
+                prop_assert_eq!(book.asks().collect::<Vec<_>>(), asks);
+            }
+        }
+    }
+}
