@@ -344,6 +344,11 @@ fn check_fails_naming_the_key_and_where_it_came_from() {
             says: &["--bus redis://HOST:PORT"],
         },
         Refused {
+            args: &["gateway", "--bus", BUS],
+            envs: &[("TICKWIRE_AUTH_KEYS", r#"[{name = "desk", hash = "nope"}]"#)],
+            says: &["invalid [auth]", "key \"desk\"", "sha256:<64 hex digits>"],
+        },
+        Refused {
             args: &["ingest", "--bus", BUS, "--feeds", "/nonexistent/feed.toml"],
             envs: &[],
             says: &["bad feeds file", "/nonexistent/feed.toml"],

@@ -57,9 +57,15 @@ pub(crate) fn check(
         Role::Run | Role::Ingest => Some(common::load_feeds(feed_files, &config)?),
         Role::Gateway => None,
     };
-    if role != Role::Ingest {
-        config.gateway.validate()?;
-    }
+    let auth = match role {
+        Role::Ingest => None,
+        Role::Run | Role::Gateway => {
+            config.gateway.validate()?;
+            // The command's own default for anonymous access.
+            let gateway = common::gateway_config(&config, role == Role::Run)?;
+            gateway.auth
+        }
+    };
     if config.bus.kind == BusKind::Redis {
         // The same parse as the bus's own start-up, minus the connection.
         config
@@ -67,7 +73,22 @@ pub(crate) fn check(
             .redis()
             .map_err(|message| anyhow!("`bus.url`: {message}"))?;
     }
-    common::print_line(&summary(role, args, &config, feeds.as_deref()));
+    let mut text = summary(role, args, &config, feeds.as_deref());
+    if let Some(auth) = auth {
+        let jwt = match &config.auth.jwt {
+            None => "no JWT".to_string(),
+            Some(j) if j.rs256_public_key_file.is_some() => "JWT RS256".to_string(),
+            Some(_) => "JWT HS256".to_string(),
+        };
+        let _ = write!(
+            text,
+            "\n  {:<14} anonymous {}, {} API key(s), {jwt}",
+            "auth:",
+            if auth.anonymous() { "on" } else { "off" },
+            config.auth.keys.len()
+        );
+    }
+    common::print_line(&text);
     Ok(ExitCode::SUCCESS)
 }
 

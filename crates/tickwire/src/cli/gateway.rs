@@ -59,6 +59,8 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     }
     let (mut signals, config) = common::serving_setup(&args.common, args.listen)?;
     common::require_redis(&config, "gateway")?;
+    // Before binding or connecting: a bad [auth] stops start-up at once.
+    let gateway_config = common::gateway_config(&config, false)?;
     info!(
         file = %common::describe_file(&args.common),
         listen = %config.listen,
@@ -72,7 +74,6 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 
     let shutdown = CancellationToken::new();
     let _stop_on_exit = shutdown.clone().drop_guard();
-    let gateway_config = common::gateway_config(&config, false)?;
     let gateway = Gateway::start(listener, connected.bus, gateway_config, shutdown.clone())
         .await
         .context("cannot start the gateway")?;

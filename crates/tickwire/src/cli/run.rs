@@ -99,6 +99,8 @@ async fn serve_with(
         feeds = %common::describe_feeds(&feeds),
         "configuration loaded"
     );
+    // Before binding or connecting: a bad [auth] stops start-up at once.
+    let gateway_config = common::gateway_config(&config, true)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -111,7 +113,6 @@ async fn serve_with(
     // Whatever fails below, what was already spawned stops with us.
     let _stop_on_exit = (drain.clone().drop_guard(), stop_feeds.clone().drop_guard());
     let feeds_tasks = common::spawn_feeds(&feeds, &connected.bus, &stop_feeds)?;
-    let gateway_config = common::gateway_config(&config, true)?;
     let gateway = Gateway::start(
         listener,
         connected.bus.clone(),
