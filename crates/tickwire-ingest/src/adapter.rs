@@ -99,6 +99,22 @@ impl Output {
         self.notes.clear();
     }
 
+    /// Runs one frame's handling; if it fails, drops the events and notes
+    /// it added: nothing of a skipped frame is published, while the book
+    /// breaks and resync requests it caused stay.
+    pub fn all_or_nothing(
+        &mut self,
+        handle: impl FnOnce(&mut Output) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
+        let (events, notes) = (self.events.len(), self.notes.len());
+        let result = handle(self);
+        if result.is_err() {
+            self.events.truncate(events);
+            self.notes.truncate(notes);
+        }
+        result
+    }
+
     /// Whether nothing was produced.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()

@@ -349,18 +349,11 @@ impl Adapter for BybitAdapter {
     }
 
     fn on_text(&mut self, frame: &str, rx: u64, out: &mut Output) -> Result<(), FrameError> {
-        let (events, notes) = (out.events.len(), out.notes.len());
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(frame.as_bytes());
-        let result = self.handle(&mut scratch, rx, out);
+        let result = out.all_or_nothing(|out| self.handle(&mut scratch, rx, out));
         self.scratch = scratch;
-        if result.is_err() {
-            // Only a book's break report and its resubscribe outlive a bad
-            // frame: the book it would have changed cannot be trusted.
-            out.events.truncate(events);
-            out.notes.truncate(notes);
-        }
         result
     }
 

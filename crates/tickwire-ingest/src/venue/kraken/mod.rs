@@ -390,18 +390,10 @@ impl Adapter for KrakenAdapter {
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = match json::quote_numbers(frame.as_bytes(), &mut scratch) {
             Err(_) => Err(FrameError::Malformed("unterminated string".into())),
-            Ok(()) => {
-                let (events, notes) = (out.events.len(), out.notes.len());
-                let result = json::decode::<KrakenMessage<'_>>(self.backend, &mut scratch)
-                    .and_then(|msg| self.handle(&msg, rx, out));
-                if result.is_err() {
-                    // Nothing of a skipped frame is published; book breaks
-                    // and resync requests it caused stay.
-                    out.events.truncate(events);
-                    out.notes.truncate(notes);
-                }
-                result
-            }
+            Ok(()) => out.all_or_nothing(|out| {
+                json::decode::<KrakenMessage<'_>>(self.backend, &mut scratch)
+                    .and_then(|msg| self.handle(&msg, rx, out))
+            }),
         };
         self.scratch = scratch;
         result

@@ -362,19 +362,14 @@ impl Adapter for OkxAdapter {
         if !frame.trim_start().starts_with('{') {
             return Err(FrameError::Malformed("not a JSON object".into()));
         }
-        let (events, notes) = (out.events.len(), out.notes.len());
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(frame.as_bytes());
-        let result = json::decode::<OkxMessage<'_>>(self.backend, &mut scratch)
-            .and_then(|msg| self.handle(&msg, rx, out));
+        let result = out.all_or_nothing(|out| {
+            json::decode::<OkxMessage<'_>>(self.backend, &mut scratch)
+                .and_then(|msg| self.handle(&msg, rx, out))
+        });
         self.scratch = scratch;
-        if result.is_err() {
-            // Nothing of a skipped frame is published; book breaks and
-            // resync requests it caused stay.
-            out.events.truncate(events);
-            out.notes.truncate(notes);
-        }
         result
     }
 
